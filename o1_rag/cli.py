@@ -1,0 +1,305 @@
+"""``o1rag``: the command line. It parses options and calls the library; nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from o1_rag.errors import O1RagError
+from o1_rag.models import DEFAULT_MODEL
+
+app = typer.Typer(
+    name="o1rag",
+    help="Retrievers that think before they search: index a collection, then search it with thoughts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Bundled alias, local folder or Hugging Face id.")
+]
+AdapterOpt = Annotated[str | None, typer.Option("--adapter", help="Folder of a peft LoRA adapter.")]
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="Embedded Chroma folder [default: $O1RAG_HOME/chroma].")
+]
+HostOpt = Annotated[str | None, typer.Option("--chroma-host", help="Use a running Chroma server instead.")]
+PortOpt = Annotated[int | None, typer.Option("--chroma-port", help="Port of the Chroma server.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the thought cache.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
+NumThoughtsOpt = Annotated[int, typer.Option("--num-thoughts", "-n", help="Thoughts sampled per query.")]
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", help="Tokens per thought at most.")]
+TempOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")]
+TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Make sampling reproducible.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)]
+    )
+    logging.getLogger("o1_rag").setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn user mistakes into one line on stderr and exit code 1 (130 on Ctrl-C)."""
+    try:
+        yield
+    except (O1RagError, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; work written so far is kept (re-run to resume)")
+        raise typer.Exit(130) from None
+
+
+def _run(verbose: bool, body: Callable[[], T]) -> T:
+    _setup_logging(verbose)
+    with _user_errors():
+        return body()
+
+
+def _embedder(model: str, adapter: str | None, device: str, no_cache: bool) -> Any:
+    from o1_rag.embedder import O1Embedder
+
+    return O1Embedder.from_pretrained(model, adapter, device=device, cache=not no_cache)
+
+
+def _think_params(
+    num_thoughts: int, max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+) -> Any:
+    from o1_rag.embedder import ThinkParams
+
+    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed)
+
+
+@app.command()
+def index(
+    data_dir: Annotated[Path, typer.Argument(help="BEIR-format folder holding corpus.jsonl.")],
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="[default: folder name]")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Index only the first N documents.")] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Documents embedded and written per step.")
+    ] = 32,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Embed a corpus into a Chroma collection (resumable: re-run after an interruption)."""
+
+    def body() -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from o1_rag.data import load_corpus
+        from o1_rag.store import O1Collection, check_name, index_documents, open_client
+
+        if limit is not None and limit <= 0:
+            raise ValueError(f"--limit must be > 0, got {limit}")
+        if batch_size <= 0:
+            raise ValueError(f"--batch-size must be > 0, got {batch_size}")
+        name = check_name(collection or data_dir.resolve().name)
+        docs = load_corpus(data_dir)[:limit]
+        client = open_client(db, chroma_host, chroma_port)
+        embedder = _embedder(model, adapter, device, no_cache=True)
+        target = O1Collection.create_or_open(
+            client, name, embedder.fingerprint, embedder.dim, embedder.describe()
+        )
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task(f"indexing {name}", total=None, rate="")
+
+            def progress(done: int, total: int) -> None:
+                speed = bar.tasks[0].speed
+                bar.update(task, completed=done, total=total, rate=f"{speed:.1f} docs/s" if speed else "")
+
+            report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+        out.print(
+            f"collection [bold]{name}[/]: {target.count()} documents "
+            f"({report.added} added at {report.docs_per_second:.1f} docs/s, "
+            f"{report.skipped} already stored); "
+            f"embedder {embedder.describe()}",
+            highlight=False,
+        )
+
+    _run(verbose, body)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="The query.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", help="How many documents to return.")] = 10,
+    no_think: Annotated[bool, typer.Option("--no-think", help="Embed the query without a thought.")] = False,
+    show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+    num_thoughts: NumThoughtsOpt = 3,
+    max_new_tokens: MaxNewOpt = 64,
+    temperature: TempOpt = 0.1,
+    top_p: TopPOpt = 0.9,
+    seed: SeedOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    device: DeviceOpt = "auto",
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Think about the query, embed it and print the best documents of a collection."""
+
+    def body() -> None:
+        from o1_rag import search as pipeline
+        from o1_rag.store import O1Collection, open_client
+
+        pipeline.check_query(text)
+        if k <= 0:
+            raise ValueError(f"-k must be > 0, got {k}")
+        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
+        embedder = _embedder(model, adapter, device, no_cache)
+        target.check(embedder.fingerprint)
+        [result] = pipeline.search(
+            embedder, target, [text], k=k, think=not no_think, params=params, use_cache=not no_cache
+        )
+        if as_json:
+            payload = {
+                "query": result.query,
+                "collection": collection,
+                "fingerprint": embedder.fingerprint,
+                "thoughts": result.thoughts,
+                "hits": [
+                    {
+                        "rank": r,
+                        "id": h.id,
+                        "score": h.score,
+                        "title": h.metadata.get("title", ""),
+                        "text": h.text,
+                    }
+                    for r, h in enumerate(result.hits, start=1)
+                ],
+            }
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            return
+        if show_thoughts:
+            for i, thought in enumerate(result.thoughts, start=1):
+                out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)
+        table = Table(title=f"{collection}: {text}", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("id")
+        table.add_column("document", overflow="fold")
+        for rank, hit in enumerate(result.hits, start=1):
+            snippet = " ".join(hit.text.split())
+            table.add_row(
+                str(rank), f"{hit.score:.4f}", hit.id, snippet[:160] + ("…" if len(snippet) > 160 else "")
+            )
+        out.print(table)
+
+    _run(verbose, body)
+
+
+@app.command()
+def think(
+    text: Annotated[str, typer.Argument(help="The query to think about.")],
+    num_thoughts: NumThoughtsOpt = 3,
+    max_new_tokens: MaxNewOpt = 64,
+    temperature: TempOpt = 0.1,
+    top_p: TopPOpt = 0.9,
+    seed: SeedOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    device: DeviceOpt = "auto",
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the thoughts the model writes for a query."""
+
+    def body() -> None:
+        from dataclasses import asdict
+
+        from o1_rag.search import check_query
+
+        check_query(text)
+        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        embedder = _embedder(model, adapter, device, no_cache)
+        [thoughts] = embedder.think([text], **asdict(params), use_cache=not no_cache)
+        for i, thought in enumerate(thoughts, start=1):
+            out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)
+
+    _run(verbose, body)
+
+
+@app.command()
+def collections(
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List the collections of a Chroma database with their size and embedder."""
+
+    def body() -> None:
+        from o1_rag.store import O1Collection, open_client
+
+        client = open_client(db, chroma_host, chroma_port)
+        table = Table()
+        for column in ("collection", "documents", "fingerprint", "embedder"):
+            table.add_column(column)
+        for item in sorted(client.list_collections(), key=lambda c: c.name):
+            opened = O1Collection.open(client, item.name)
+            meta = opened.collection.metadata or {}
+            table.add_row(
+                opened.name, str(opened.count()), opened.fingerprint or "-", meta.get("o1rag:model", "-")
+            )
+        out.print(table)
+
+    _run(verbose, body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

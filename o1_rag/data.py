@@ -1,0 +1,122 @@
+"""BEIR-format collections: ``corpus.jsonl``, ``queries.jsonl``, ``qrels.tsv``.
+
+Every malformed record raises ``DataError`` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from o1_rag.errors import DataError
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus record."""
+
+    id: str
+    title: str
+    text: str
+
+    def full_text(self) -> str:
+        """Title and text joined the way they are embedded."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
+def _field(record: dict[str, Any], name: str, path: Path, lineno: int, required: bool = True) -> str:
+    value = record.get(name)
+    if value is None:
+        if required:
+            raise DataError(f"{path}:{lineno}: missing field '{name}'")
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "_id":
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(f"{path}:{lineno}: field '{name}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def _check_dir(data_dir: str | Path) -> Path:
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a directory")
+    return path
+
+
+def iter_corpus(data_dir: str | Path) -> Iterator[Document]:
+    """Stream ``corpus.jsonl`` records (``_id``, optional ``title``, ``text``); duplicate ids are errors."""
+    path = _check_dir(data_dir) / "corpus.jsonl"
+    seen: set[str] = set()
+    for lineno, record in _records(path):
+        doc_id = _field(record, "_id", path, lineno)
+        if not doc_id:
+            raise DataError(f"{path}:{lineno}: empty '_id'")
+        if doc_id in seen:
+            raise DataError(f"{path}:{lineno}: duplicate _id '{doc_id}'")
+        seen.add(doc_id)
+        yield Document(
+            doc_id, _field(record, "title", path, lineno, False), _field(record, "text", path, lineno)
+        )
+
+
+def load_corpus(data_dir: str | Path) -> list[Document]:
+    """All corpus records, in file order."""
+    docs = list(iter_corpus(data_dir))
+    if not docs:
+        raise DataError(f"{Path(data_dir) / 'corpus.jsonl'}: no documents")
+    return docs
+
+
+def load_queries(data_dir: str | Path, filename: str = "queries.jsonl") -> dict[str, str]:
+    """``{query_id: text}`` from ``queries.jsonl``."""
+    path = _check_dir(data_dir) / filename
+    queries: dict[str, str] = {}
+    for lineno, record in _records(path):
+        qid = _field(record, "_id", path, lineno)
+        if qid in queries:
+            raise DataError(f"{path}:{lineno}: duplicate _id '{qid}'")
+        queries[qid] = _field(record, "text", path, lineno)
+    return queries
+
+
+def load_qrels(data_dir: str | Path, filename: str = "qrels.tsv") -> dict[str, dict[str, int]]:
+    """``{query_id: {doc_id: relevance}}`` from a tab-separated file with a header line."""
+    path = _check_dir(data_dir) / filename
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for lineno, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if lineno == 1 and not row[-1].strip().lstrip("-").isdigit():
+                continue  # header
+            if len(row) != 3:
+                raise DataError(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
+            qid, did, score = (cell.strip() for cell in row)
+            try:
+                qrels.setdefault(qid, {})[did] = int(score)
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: relevance '{score}' is not an integer") from None
+    return qrels

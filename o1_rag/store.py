@@ -1,0 +1,276 @@
+"""Chroma as the vector store: embedded (``PersistentClient``) by default, or an existing server.
+
+Collections use cosine space and no embedding function: Chroma never embeds text itself (it would try to
+download a model); o1-rag always passes embeddings. Collection metadata records the embedder fingerprint
+and dimension, and opening a collection with another embedder fails with both fingerprints named.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from o1_rag.errors import FingerprintMismatchError, StoreError
+from o1_rag.models import o1rag_home
+
+if TYPE_CHECKING:
+    from o1_rag.data import Document
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_KEY = "o1rag:fingerprint"
+DIM_KEY = "o1rag:dim"
+MODEL_KEY = "o1rag:model"
+_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
+
+
+def default_db_path() -> Path:
+    """``$O1RAG_DB`` or ``$O1RAG_HOME/chroma``."""
+    import os
+
+    return Path(os.environ["O1RAG_DB"]) if os.environ.get("O1RAG_DB") else o1rag_home() / "chroma"
+
+
+def open_client(path: str | Path | None = None, host: str | None = None, port: int | None = None) -> Any:
+    """An embedded Chroma client at ``path`` or, with ``host``/``port``, a client of a running server."""
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    if host or port:
+        try:
+            return chromadb.HttpClient(host=host or "localhost", port=int(port or 8000), settings=settings)
+        except Exception as exc:  # connection refused, bad host...
+            raise StoreError(
+                f"cannot reach Chroma server at {host or 'localhost'}:{port or 8000}: {exc}"
+            ) from None
+    target = Path(path) if path is not None else default_db_path()
+    if target.exists() and not target.is_dir():
+        raise StoreError(f"--db {target} exists and is not a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(target), settings=settings)
+
+
+def check_name(name: str) -> str:
+    """Chroma's collection-name rule, as a clear error."""
+    if not _NAME_RE.match(name or "") or ".." in name:
+        raise StoreError(
+            f"invalid collection name '{name}': use 3-512 characters from [A-Za-z0-9._-], "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+@dataclass
+class SearchHit:
+    """One retrieved document."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class O1Collection:
+    """A Chroma collection tied to one embedder fingerprint.
+
+    Use ``O1Collection.create_or_open`` for indexing and ``O1Collection.open`` for searching.
+    """
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    @property
+    def name(self) -> str:
+        return str(self.collection.name)
+
+    @property
+    def fingerprint(self) -> str | None:
+        return (self.collection.metadata or {}).get(FINGERPRINT_KEY)
+
+    @property
+    def dim(self) -> int | None:
+        value = (self.collection.metadata or {}).get(DIM_KEY)
+        return int(value) if value is not None else None
+
+    @classmethod
+    def open(cls, client: Any, name: str, fingerprint: str | None = None) -> O1Collection:
+        """Open an existing collection; with ``fingerprint``, fail unless it matches.
+
+        Raises:
+            StoreError: the collection does not exist.
+            FingerprintMismatchError: it was built by another embedder.
+        """
+        check_name(name)
+        from chromadb.errors import NotFoundError
+
+        try:
+            collection = client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):
+            existing = sorted(c.name for c in client.list_collections())
+            hint = f" (existing: {', '.join(existing)})" if existing else " (the database holds none)"
+            raise StoreError(
+                f"collection '{name}' does not exist{hint}; build it with `o1rag index`"
+            ) from None
+        opened = cls(collection)
+        if fingerprint is not None:
+            opened.check(fingerprint)
+        return opened
+
+    @classmethod
+    def create_or_open(
+        cls, client: Any, name: str, fingerprint: str, dim: int, model: str = ""
+    ) -> O1Collection:
+        """Open ``name`` (checking the fingerprint) or create it in cosine space for this embedder."""
+        check_name(name)
+        collection = client.get_or_create_collection(
+            name,
+            metadata={FINGERPRINT_KEY: fingerprint, DIM_KEY: dim, MODEL_KEY: model},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        opened = cls(collection)
+        if opened.fingerprint is None and opened.collection.count() == 0:
+            collection.modify(metadata={FINGERPRINT_KEY: fingerprint, DIM_KEY: dim, MODEL_KEY: model})
+        opened.check(fingerprint)
+        return opened
+
+    def check(self, fingerprint: str) -> None:
+        """Raise ``FingerprintMismatchError`` unless the collection was built by ``fingerprint``."""
+        stored = self.fingerprint
+        if stored != fingerprint:
+            built_by = (self.collection.metadata or {}).get(MODEL_KEY) or "unknown model"
+            raise FingerprintMismatchError(
+                f"collection '{self.name}' was indexed by embedder {stored or 'unknown (not made by o1rag)'} "
+                f"({built_by}) but the current embedder is {fingerprint}; use the same --model/--adapter, "
+                "or index into a new collection"
+            )
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def stored_ids(self, page: int = 5000) -> set[str]:
+        """Every id in the collection (paged)."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            batch = self.collection.get(include=[], limit=page, offset=offset)["ids"]
+            ids.update(batch)
+            if len(batch) < page:
+                return ids
+            offset += page
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        """Insert or replace records (embeddings always given: Chroma never embeds)."""
+        if embeddings.shape[0] != len(ids):
+            raise ValueError(f"{embeddings.shape[0]} embeddings for {len(ids)} ids")
+        if self.dim is not None and embeddings.shape[1] != self.dim:
+            raise ValueError(f"embedding dimension {embeddings.shape[1]} != collection dimension {self.dim}")
+        self.collection.upsert(
+            ids=list(ids), embeddings=embeddings, documents=list(texts), metadatas=list(metadatas)
+        )
+
+    def search(
+        self, query_embeddings: np.ndarray, k: int = 10, where: dict[str, Any] | None = None
+    ) -> list[list[SearchHit]]:
+        """Top-``k`` hits per query embedding; score = cosine similarity (1 - cosine distance)."""
+        if k <= 0:
+            raise ValueError(f"k must be > 0, got {k}")
+        if query_embeddings.ndim != 2 or query_embeddings.shape[0] == 0:
+            return []
+        n = min(k, self.count())
+        if n == 0:
+            return [[] for _ in range(query_embeddings.shape[0])]
+        result = self.collection.query(
+            query_embeddings=query_embeddings,
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits: list[list[SearchHit]] = []
+        for row in range(query_embeddings.shape[0]):
+            metadatas = (
+                result["metadatas"][row] if result.get("metadatas") else [None] * len(result["ids"][row])
+            )
+            hits.append(
+                [
+                    SearchHit(doc_id, 1.0 - float(dist), text or "", dict(meta or {}))
+                    for doc_id, dist, text, meta in zip(
+                        result["ids"][row],
+                        result["distances"][row],
+                        result["documents"][row],
+                        metadatas,
+                        strict=True,
+                    )
+                ]
+            )
+        return hits
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    total: int
+    skipped: int
+    added: int
+    seconds: float
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.added / self.seconds if self.seconds > 0 else 0.0
+
+
+def index_documents(
+    embedder: Any,
+    collection: O1Collection,
+    documents: Iterable[Document],
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> IndexReport:
+    """Embed and upsert the documents not yet in ``collection``, batch by batch.
+
+    Each batch is written as soon as it is embedded, so a killed run loses at most one batch and the next
+    run skips every stored id: after any interruption, re-running ends with every document exactly once.
+
+    Args:
+        embedder: an ``O1Embedder`` (anything with ``embed_documents`` and ``fingerprint``).
+        progress: called as ``progress(done_in_this_run, to_do_in_this_run)``; first with ``(0, n)``.
+    """
+    collection.check(embedder.fingerprint)
+    docs = list(documents)
+    stored = collection.stored_ids() if collection.count() else set()
+    todo = [d for d in docs if d.id not in stored]
+    started = time.perf_counter()
+    done = 0
+    logger.info(
+        "indexing %d documents into %s (%d already stored)", len(todo), collection.name, len(docs) - len(todo)
+    )
+    if progress is not None:
+        progress(0, len(todo))
+    # Length-sorted work inside each write batch keeps padding low without delaying writes.
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        texts = [d.full_text() for d in batch]
+        vectors = embedder.embed_documents(texts)
+        collection.upsert([d.id for d in batch], vectors, texts, [{"title": d.title} for d in batch])
+        done += len(batch)
+        logger.debug("stored %d/%d", done, len(todo))
+        if progress is not None:
+            progress(done, len(todo))
+    seconds = time.perf_counter() - started
+    logger.info("indexed %d documents (%d already stored) in %.1fs", done, len(docs) - len(todo), seconds)
+    return IndexReport(total=len(docs), skipped=len(docs) - len(todo), added=done, seconds=seconds)

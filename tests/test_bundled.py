@@ -1,0 +1,62 @@
+"""The real bundled SmolLM2-135M-Instruct on a slice of scifact (slow: ~1 minute on 2 CPU cores)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from o1_rag.data import load_corpus, load_qrels, load_queries
+from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.models import o1rag_home
+from o1_rag.search import search
+from o1_rag.store import O1Collection, index_documents, open_client
+
+SCIFACT = SHARED_DATA / "scifact"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"{SCIFACT} is not present"),
+]
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> O1Embedder:
+    # The expansion is cached under the user's real cache root (done once per machine); everything the
+    # test writes goes to a temporary folder.
+    home = os.environ.get("O1RAG_TEST_MODEL_HOME") or str(Path.home() / ".cache" / "o1rag")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("O1RAG_HOME", home)
+        assert o1rag_home().is_absolute()
+        cache = tmp_path_factory.mktemp("cache") / "thoughts.sqlite"
+        return O1Embedder.from_pretrained("smollm2-135m-instruct", device="cpu", cache=cache)
+
+
+def test_bundled_model_indexes_and_searches_scifact_slice(bundled: O1Embedder, tmp_path: Path) -> None:
+    docs = load_corpus(SCIFACT)
+    queries = load_queries(SCIFACT)
+    qrels = load_qrels(SCIFACT)
+    qid = next(q for q in qrels if q in queries)
+    relevant = set(qrels[qid])
+    subset = [d for d in docs if d.id in relevant] + [d for d in docs if d.id not in relevant][:20]
+    assert bundled.dim == 576 and bundled.think_mode == "chat"
+    client = open_client(tmp_path / "db")
+    col = O1Collection.create_or_open(client, "scifact-slice", bundled.fingerprint, bundled.dim)
+    report = index_documents(bundled, col, subset, batch_size=8)
+    assert report.added == len(subset) == col.count()
+
+    params = ThinkParams(num_thoughts=2, max_new_tokens=24, seed=0)
+    [result] = search(bundled, col, [queries[qid]], k=5, params=params)
+    assert len(result.thoughts) == 2 and all(t.strip() for t in result.thoughts)
+    assert len(result.hits) == 5
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
+    # the thoughts are cached: the same search again generates nothing
+    calls = bundled.generate_calls
+    [again] = search(bundled, col, [queries[qid]], k=5, params=params)
+    assert bundled.generate_calls == calls and [h.id for h in again.hits] == [h.id for h in result.hits]
+
+    # the stored document vectors are what embed_documents gives now (no drift between runs)
+    stored = col.collection.get(ids=[subset[0].id], include=["embeddings"])["embeddings"][0]
+    fresh = bundled.embed_documents([subset[0].full_text()])[0]
+    np.testing.assert_allclose(np.asarray(stored), fresh, atol=1e-5)

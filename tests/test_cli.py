@@ -1,0 +1,119 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from o1_rag.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def _one_line_error(result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    text = result.output.strip()
+    assert text.startswith("error:") and fragment in text, text
+    assert "Traceback" not in text
+    assert len(text.splitlines()) <= 3  # one message (rich may wrap a long line)
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, tiny_corpus: Path, tiny_model_dir: Path) -> dict[str, str]:
+    db = tmp_path / "db"
+    result = _invoke("index", tiny_corpus, "-c", "tiny", "--db", db, "--model", tiny_model_dir)
+    assert result.exit_code == 0, result.output
+    assert "40 documents" in result.output and "40 added" in result.output
+    return {"db": str(db), "model": str(tiny_model_dir)}
+
+
+def test_index_then_search_with_thoughts(indexed: dict[str, str]) -> None:
+    result = _invoke(
+        "search",
+        "does aspirin help?",
+        "-c",
+        "tiny",
+        "--db",
+        indexed["db"],
+        "--model",
+        indexed["model"],
+        "-k",
+        "3",
+        "--show-thoughts",
+        "-n",
+        "2",
+        "--max-new-tokens",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("thought ") == 2 and "score" in result.output
+
+
+def test_search_json_no_think(indexed: dict[str, str]) -> None:
+    result = _invoke(
+        "search",
+        "insulin",
+        "-c",
+        "tiny",
+        "--db",
+        indexed["db"],
+        "--model",
+        indexed["model"],
+        "-k",
+        "5",
+        "--no-think",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["thoughts"] == [] and len(payload["hits"]) == 5
+    scores = [h["score"] for h in payload["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(h["id"].startswith("d") for h in payload["hits"])
+
+
+def test_reindex_is_a_no_op(indexed: dict[str, str], tiny_corpus: Path) -> None:
+    result = _invoke("index", tiny_corpus, "-c", "tiny", "--db", indexed["db"], "--model", indexed["model"])
+    assert result.exit_code == 0 and "0 added" in result.output and "40 already stored" in result.output
+
+
+def test_fingerprint_mismatch_exit(indexed: dict[str, str], tiny_adapter_dir: Path) -> None:
+    result = _invoke(
+        "search",
+        "aspirin",
+        "-c",
+        "tiny",
+        "--db",
+        indexed["db"],
+        "--model",
+        indexed["model"],
+        "--adapter",
+        tiny_adapter_dir,
+        "--no-think",
+    )
+    _one_line_error(result, "was indexed by embedder")
+
+
+def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) -> None:
+    common = ["--db", indexed["db"], "--model", indexed["model"]]
+    _one_line_error(_invoke("index", tmp_path / "missing", "-c", "x1x", *common), "not a directory")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corpus.jsonl").write_text('{"_id": "a", "text": "ok"}\n{oops\n')
+    _one_line_error(_invoke("index", bad, "-c", "bad", *common), "corpus.jsonl:2: not valid JSON")
+    _one_line_error(_invoke("search", "   ", "-c", "tiny", *common), "query is empty")
+    _one_line_error(_invoke("search", "q", "-c", "tiny", "-k", "0", *common), "-k must be > 0")
+    _one_line_error(_invoke("search", "q", "-c", "nothere", *common), "collection 'nothere' does not exist")
+    _one_line_error(
+        _invoke("search", "q", "-c", "tiny", "--db", indexed["db"], "--model", "nobody/nothing-xyz"),
+        "cannot load model 'nobody/nothing-xyz'",
+    )
+    _one_line_error(_invoke("think", "q", "--model", tmp_path / "no-model"), "does not exist")
+
+
+def test_collections_lists_fingerprint(indexed: dict[str, str]) -> None:
+    result = _invoke("collections", "--db", indexed["db"])
+    assert result.exit_code == 0 and "tiny" in result.output and "40" in result.output

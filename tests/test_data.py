@@ -1,0 +1,69 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from o1_rag.data import DataError, load_corpus, load_qrels, load_queries
+
+
+def test_load_tiny_corpus(tiny_corpus: Path) -> None:
+    docs = load_corpus(tiny_corpus)
+    assert len(docs) == 40 and docs[0].id == "d0"
+    assert docs[0].full_text().startswith("aspirin study 0\n")
+    assert load_queries(tiny_corpus) == {"q1": "does aspirin help?"}
+    assert load_qrels(tiny_corpus) == {"q1": {"d0": 1}}
+
+
+def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n\n{"_id": "b", "text": \n')
+    with pytest.raises(DataError, match=r"corpus.jsonl:3: not valid JSON"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"text": "x"}, "missing field '_id'"),
+        ({"_id": "a"}, "missing field 'text'"),
+        ({"_id": "a", "text": 5}, "field 'text' must be a string"),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
+def test_bad_records(tmp_path: Path, line: object, message: str) -> None:
+    (tmp_path / "corpus.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(DataError, match=f"corpus.jsonl:1: {message}"):
+        load_corpus(tmp_path)
+
+
+def test_duplicate_ids(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n')
+    with pytest.raises(DataError, match="corpus.jsonl:2: duplicate _id 'a'"):
+        load_corpus(tmp_path)
+
+
+def test_missing_dir_and_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a directory"):
+        load_corpus(tmp_path / "nope")
+    with pytest.raises(DataError, match="corpus.jsonl: file not found"):
+        load_corpus(tmp_path)
+
+
+def test_qrels_errors(tmp_path: Path) -> None:
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
+    with pytest.raises(DataError, match=r"qrels.tsv:2: expected 3 tab-separated columns"):
+        load_qrels(tmp_path)
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\thigh\n")
+    with pytest.raises(DataError, match=r"qrels.tsv:2: relevance 'high'"):
+        load_qrels(tmp_path)
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "shared/data/scifact").is_dir(),
+    reason="../shared/data/scifact is not present",
+)
+def test_real_scifact_loads() -> None:
+    folder = Path(__file__).resolve().parents[2] / "shared/data/scifact"
+    assert len(load_corpus(folder)) == 5183
+    qrels = load_qrels(folder)
+    queries = load_queries(folder)
+    assert set(qrels) <= set(queries)

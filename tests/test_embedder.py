@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from o1_rag.cache import ThoughtCache
+from o1_rag.embedder import O1Embedder
+
+DOCS = ["Aspirin lowers the risk of heart attacks.", "Short.", "Vitamin D " * 40, "Sleep and memory."]
+
+
+def test_document_embeddings_shape_norm_and_batch_invariance(tiny_embedder_session: O1Embedder) -> None:
+    emb = tiny_embedder_session
+    one = emb.embed_documents(DOCS, batch_size=1)
+    many = emb.embed_documents(DOCS, batch_size=4)
+    assert one.shape == (4, emb.dim) and one.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(one, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(one, many, atol=1e-5)  # padding never leaks into an embedding
+    assert emb.embed_documents([]).shape == (0, emb.dim)
+
+
+def test_query_only_embedding_equals_first_emb_of_joint_sequence(tiny_embedder_session: O1Embedder) -> None:
+    emb = tiny_embedder_session
+    queries = ["does aspirin help?", "vitamin d"]
+    v_q_alone = emb.embed_queries(queries, think=False)
+    v_q, v_t = emb.embed_query_pair(queries, ["a thought", "another, longer thought here"])
+    np.testing.assert_allclose(v_q_alone, v_q, atol=1e-5)  # causal attention: the thought cannot leak back
+    assert not np.allclose(v_q, v_t, atol=1e-3)
+
+
+def test_several_thoughts_are_averaged(tiny_embedder_session: O1Embedder) -> None:
+    emb = tiny_embedder_session
+    thoughts = [["first idea", "second idea", "third"]]
+    _, singles = emb.embed_query_pair(["q"] * 3, thoughts[0])
+    mean = singles.mean(axis=0)
+    expected = mean / np.linalg.norm(mean)
+    got = emb.embed_queries(["q"], thoughts=thoughts)
+    np.testing.assert_allclose(got[0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="2 thought lists for 1 queries"):
+        emb.embed_queries(["q"], thoughts=[["a"], ["b"]])
+
+
+def test_think_is_batched_reproducible_and_shaped(tiny_embedder_session: O1Embedder) -> None:
+    emb = tiny_embedder_session
+    queries = ["a", "b", "c", "a"]
+    calls = emb.generate_calls
+    first = emb.think(queries, num_thoughts=3, max_new_tokens=5, temperature=1.0, seed=7, use_cache=False)
+    assert emb.generate_calls - calls == 1  # 3 unique queries x 3 thoughts in one generate call
+    assert [len(t) for t in first] == [3, 3, 3, 3] and first[0] == first[3]
+    again = emb.think(queries, num_thoughts=3, max_new_tokens=5, temperature=1.0, seed=7, use_cache=False)
+    assert again == first
+    chunked = emb.think(["a", "b"], num_thoughts=3, max_new_tokens=5, seed=7, batch_size=2, use_cache=False)
+    assert emb.generate_calls - calls == 2 + 3 and len(chunked) == 2
+
+
+def test_cache_hit_skips_generation(tiny_model_dir: Path, tmp_path: Path) -> None:
+    emb = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=tmp_path / "c.sqlite")
+    first = emb.think(["does coffee help?"], num_thoughts=2, max_new_tokens=4, temperature=1.0)
+    calls = emb.generate_calls
+    assert emb.think(["does coffee help?"], num_thoughts=2, max_new_tokens=4, temperature=1.0) == first
+    assert emb.generate_calls == calls
+    # another process (a new embedder on the same file) hits too
+    other = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=tmp_path / "c.sqlite")
+    assert other.think(["does coffee help?"], num_thoughts=2, max_new_tokens=4, temperature=1.0) == first
+    assert other.generate_calls == 0
+    # other generation settings miss
+    other.think(["does coffee help?"], num_thoughts=2, max_new_tokens=5, temperature=1.0)
+    assert other.generate_calls == 1
+    assert isinstance(other.cache, ThoughtCache)
+
+
+def test_fingerprint_stable_and_sensitive(
+    tiny_model_dir: Path, tiny_adapter_dir: Path, tiny_embedder_session: O1Embedder
+) -> None:
+    again = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False)
+    assert again.fingerprint == tiny_embedder_session.fingerprint and len(again.fingerprint) == 16
+    tuned = O1Embedder.from_pretrained(str(tiny_model_dir), str(tiny_adapter_dir), device="cpu", cache=False)
+    assert tuned.fingerprint != again.fingerprint
+    assert not np.allclose(tuned.embed_documents(DOCS[:1]), again.embed_documents(DOCS[:1]), atol=1e-4)
+    native = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False, think_mode="native")
+    assert native.fingerprint != again.fingerprint
+
+
+def test_rejects_bad_input(tiny_embedder_session: O1Embedder) -> None:
+    with pytest.raises(TypeError, match="list of strings"):
+        tiny_embedder_session.embed_documents("one string")
+    with pytest.raises(ValueError, match="num_thoughts"):
+        tiny_embedder_session.think(["q"], num_thoughts=0)

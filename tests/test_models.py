@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from o1_rag.errors import ModelNotFoundError
+from o1_rag.models import expand_bundled, load_model, resolve_base
+from o1_rag.prompts import O1_TOKENS
+
+
+def test_local_dir_resolves_with_stable_identity(tiny_model_dir: Path) -> None:
+    path, identity = resolve_base(str(tiny_model_dir))
+    assert path == str(tiny_model_dir) and identity.startswith("local:")
+    assert resolve_base(str(tiny_model_dir))[1] == identity
+
+
+@pytest.mark.parametrize("name", ["./no/such/dir", "/no/such/model"])
+def test_missing_paths_fail_clearly(name: str) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_base(name)
+
+
+def test_dir_without_config(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        resolve_base(str(tmp_path))
+
+
+def test_unknown_hub_id_fails_with_one_message() -> None:
+    with pytest.raises(ModelNotFoundError, match="cannot load model 'nobody/no-such-model-xyz'"):
+        load_model("nobody/no-such-model-xyz", device="cpu")
+
+
+def test_marker_rows_are_deterministic(tiny_model_dir: Path) -> None:
+    first = load_model(str(tiny_model_dir), device="cpu")
+    second = load_model(str(tiny_model_dir), device="cpu")
+    ids = first.tokenizer.convert_tokens_to_ids(list(O1_TOKENS))
+    rows1 = first.model.get_input_embeddings().weight[ids]
+    rows2 = second.model.get_input_embeddings().weight[ids]
+    assert torch.equal(rows1, rows2)
+    assert rows1.abs().sum() > 0
+
+
+def test_adapter_loads_on_top(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
+    base = load_model(str(tiny_model_dir), device="cpu")
+    tuned = load_model(str(tiny_model_dir), adapter=str(tiny_adapter_dir), device="cpu")
+    assert tuned.adapter_identity and base.adapter_identity is None
+    assert tuned.base_identity == base.base_identity
+    with pytest.raises(ModelNotFoundError, match="adapter_config.json"):
+        load_model(str(tiny_model_dir), adapter=str(tiny_model_dir), device="cpu")
+
+
+def test_bundled_expansion_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash while expanding")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        expand_bundled("smollm2-135m-instruct", home=tmp_path)
+    models = tmp_path / "models"
+    assert not (models / "smollm2-135m-instruct").exists()
+    assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []

@@ -1,0 +1,126 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from o1_rag.data import load_corpus
+from o1_rag.errors import FingerprintMismatchError, StoreError
+from o1_rag.store import O1Collection, index_documents, open_client
+
+
+class CrashAfter:
+    """Wraps an embedder and raises like a kill after ``batches`` successful batches."""
+
+    def __init__(self, inner, batches: int) -> None:
+        self.inner, self.left = inner, batches
+        self.fingerprint, self.dim = inner.fingerprint, inner.dim
+
+    def embed_documents(self, texts):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.inner.embed_documents(texts)
+
+
+def test_create_open_and_fingerprint_mismatch(tmp_path: Path) -> None:
+    client = open_client(tmp_path / "db")
+    made = O1Collection.create_or_open(client, "demo", "fp-aaaa", 8, "model-a")
+    assert made.fingerprint == "fp-aaaa" and made.dim == 8
+    assert O1Collection.open(client, "demo", "fp-aaaa").count() == 0
+    with pytest.raises(FingerprintMismatchError) as info:
+        O1Collection.open(client, "demo", "fp-bbbb")
+    assert "fp-aaaa" in str(info.value) and "fp-bbbb" in str(info.value) and "model-a" in str(info.value)
+    with pytest.raises(FingerprintMismatchError):
+        O1Collection.create_or_open(client, "demo", "fp-bbbb", 8)
+
+
+def test_missing_collection_and_bad_name(tmp_path: Path) -> None:
+    client = open_client(tmp_path / "db")
+    with pytest.raises(StoreError, match="collection 'nothere' does not exist"):
+        O1Collection.open(client, "nothere")
+    with pytest.raises(StoreError, match="invalid collection name"):
+        O1Collection.open(client, "x")
+
+
+def test_search_scores_are_cosine(tmp_path: Path) -> None:
+    client = open_client(tmp_path / "db")
+    col = O1Collection.create_or_open(client, "vectors", "fp", 3)
+    vecs = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], dtype=np.float32)
+    col.upsert(["a", "b", "c"], vecs, ["A", "B", "C"], [{"title": ""}] * 3)
+    [hits] = col.search(np.array([[1, 0, 0]], dtype=np.float32), k=2)
+    assert [h.id for h in hits] == ["a", "c"]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[1].score == pytest.approx(0.6, abs=1e-5)
+    with pytest.raises(ValueError, match="k must be > 0"):
+        col.search(vecs, k=0)
+    with pytest.raises(ValueError, match="dimension"):
+        col.upsert(["d"], np.ones((1, 4), dtype=np.float32), ["D"], [{}])
+
+
+def test_resume_after_crash_mid_index(tmp_path: Path, tiny_corpus: Path, tiny_embedder_session) -> None:
+    docs = load_corpus(tiny_corpus)
+    client = open_client(tmp_path / "db")
+    emb = tiny_embedder_session
+    col = O1Collection.create_or_open(client, "resume", emb.fingerprint, emb.dim)
+    with pytest.raises(KeyboardInterrupt):
+        index_documents(CrashAfter(emb, batches=2), col, docs, batch_size=8)
+    assert col.count() == 16
+    report = index_documents(emb, col, docs, batch_size=8)
+    assert (report.skipped, report.added) == (16, 24)
+    assert col.count() == 40 and col.stored_ids() == {d.id for d in docs}
+    again = index_documents(emb, col, docs, batch_size=8)
+    assert again.added == 0 and col.count() == 40
+
+
+def test_killed_index_process_resumes_exactly(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """SIGKILL a real `o1rag index` mid-run; the re-run ends with every document exactly once."""
+    import json
+
+    data = tmp_path / "big"
+    data.mkdir()
+    n = 3000
+    with open(data / "corpus.jsonl", "w") as handle:
+        for i in range(n):
+            handle.write(
+                json.dumps({"_id": f"doc{i}", "text": f"document number {i} " * (1 + i % 30)}) + "\n"
+            )
+    db = tmp_path / "db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "o1_rag.cli",
+        "index",
+        str(data),
+        "-c",
+        "killed",
+        "--db",
+        str(db),
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "16",
+        "-v",
+    ]
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until documents are being written, then kill without warning
+        if "stored 160/" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    client = open_client(db)
+    partial = O1Collection.open(client, "killed").count()
+    del client
+    assert 0 < partial < n, f"kill landed at {partial} of {n}: the test did not interrupt indexing"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    client = open_client(db)
+    col = O1Collection.open(client, "killed")
+    assert col.count() == n
+    assert col.stored_ids() == {f"doc{i}" for i in range(n)}
