@@ -1,5 +1,8 @@
 """A persistent thought cache: SQLite under the cache root, safe with several processes.
 
+It holds the thoughts of each query and the query embedding made from them, so a repeated query costs a
+lookup and a Chroma search, not a forward pass.
+
 Keys combine the embedder fingerprint, the generation parameters and the query text, so a repeated query
 with the same model and settings never regenerates, and any change of model or settings misses.
 """
@@ -15,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from o1_rag.models import o1rag_home
 
 _SCHEMA = """
@@ -25,6 +30,10 @@ CREATE TABLE IF NOT EXISTS thoughts (
     query TEXT NOT NULL,
     thoughts TEXT NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS query_vectors (
+    key TEXT PRIMARY KEY,
+    vector BLOB NOT NULL
 )
 """
 
@@ -52,8 +61,7 @@ class ThoughtCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.execute(_SCHEMA)
+        self._connect().executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -89,18 +97,50 @@ class ThoughtCache:
 
     def put_many(self, fingerprint: str, params: Mapping[str, Any], items: Mapping[str, list[str]]) -> None:
         """Store thoughts for several queries in one transaction."""
-        if not items:
-            return
         encoded = params_key(params)
         now = time.time()
         rows = [
             (self.key(fingerprint, params, q), fingerprint, encoded, q, json.dumps(list(t)), now)
             for q, t in items.items()
         ]
+        self._write("INSERT OR REPLACE INTO thoughts VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def get_vectors(
+        self, fingerprint: str, params: Mapping[str, Any], queries: Iterable[str], dim: int
+    ) -> dict[str, np.ndarray]:
+        """Cached query embeddings (float32, ``(dim,)``) for the queries that have them."""
+        wanted = {self.key(fingerprint, params, q): q for q in queries}
+        found: dict[str, np.ndarray] = {}
+        keys = list(wanted)
+        conn = self._connect()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in conn.execute(
+                f"SELECT key, vector FROM query_vectors WHERE key IN ({marks})", chunk
+            ):
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape == (dim,):
+                    found[wanted[key]] = vector
+        return found
+
+    def put_vectors(
+        self, fingerprint: str, params: Mapping[str, Any], items: Mapping[str, np.ndarray]
+    ) -> None:
+        """Store query embeddings (raw float32 bytes, never pickled) in one transaction."""
+        rows = [
+            (self.key(fingerprint, params, q), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            for q, v in items.items()
+        ]
+        self._write("INSERT OR REPLACE INTO query_vectors VALUES (?, ?)", rows)
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO thoughts VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -113,7 +153,8 @@ class ThoughtCache:
         """Delete every entry (or one fingerprint's); return how many went."""
         conn = self._connect()
         if fingerprint is None:
-            cursor = conn.execute("DELETE FROM thoughts")
-        else:
-            cursor = conn.execute("DELETE FROM thoughts WHERE fingerprint = ?", (fingerprint,))
-        return cursor.rowcount
+            conn.execute("DELETE FROM query_vectors")
+            return conn.execute("DELETE FROM thoughts").rowcount
+        keys = "SELECT key FROM thoughts WHERE fingerprint = ?"
+        conn.execute(f"DELETE FROM query_vectors WHERE key IN ({keys})", (fingerprint,))
+        return conn.execute("DELETE FROM thoughts WHERE fingerprint = ?", (fingerprint,)).rowcount

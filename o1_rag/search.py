@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from o1_rag.embedder import O1Embedder, ThinkParams
@@ -48,8 +48,7 @@ def search(
     collection.check(embedder.fingerprint)
     thoughts: list[list[str]] = [[] for _ in queries]
     if think:
-        thoughts = embedder.think(queries, **asdict(params or ThinkParams()), use_cache=use_cache)
-        vectors = embedder.embed_queries(queries, thoughts=thoughts)
+        vectors, thoughts = embedder.think_and_embed(queries, params, use_cache=use_cache)
     else:
         vectors = embedder.embed_queries(queries, think=False)
     hits = collection.search(vectors, k=k, where=where)

@@ -6,14 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
 from o1_rag.data import load_corpus, load_qrels, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.models import o1rag_home
 from o1_rag.search import search
 from o1_rag.store import O1Collection, index_documents, open_client
 
-SCIFACT = SHARED_DATA / "scifact"
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"{SCIFACT} is not present"),

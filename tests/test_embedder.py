@@ -86,3 +86,26 @@ def test_rejects_bad_input(tiny_embedder_session: O1Embedder) -> None:
         tiny_embedder_session.embed_documents("one string")
     with pytest.raises(ValueError, match="num_thoughts"):
         tiny_embedder_session.think(["q"], num_thoughts=0)
+
+
+def test_warm_cache_returns_stored_vector_without_forward(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from o1_rag.embedder import ThinkParams
+
+    emb = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=tmp_path / "c.sqlite")
+    params = ThinkParams(num_thoughts=2, max_new_tokens=4, temperature=1.0)
+    vectors, thoughts = emb.think_and_embed(["q one", "q two", "q one"], params)
+    recomputed = emb.embed_queries(["q one", "q two", "q one"], thoughts=thoughts)
+    np.testing.assert_allclose(vectors, recomputed, atol=1e-6)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a warm cache must not run the model")
+
+    monkeypatch.setattr(emb, "_encode", no_forward)
+    monkeypatch.setattr(emb, "_generate", no_forward)
+    again, same_thoughts = emb.think_and_embed(["q two", "q one"], params)
+    assert same_thoughts == [thoughts[1], thoughts[0]]
+    np.testing.assert_allclose(again, vectors[[1, 0]], atol=1e-7)
+    with pytest.raises(AssertionError, match="warm cache"):
+        emb.think_and_embed(["q two"], params, use_cache=False)
