@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from o1_rag.testing import block_network, build_tiny_model, save_real_tokenizer
+from o1_rag.testing import block_network, save_real_tokenizer, shared_tiny_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -34,9 +34,9 @@ def real_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, real_tokenizer_dir: Path) -> Path:
+def tiny_model_dir() -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer, saved as a local model folder."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), real_tokenizer_dir)
+    return shared_tiny_model()
 
 
 @pytest.fixture(scope="session")

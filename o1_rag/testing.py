@@ -5,8 +5,10 @@ Not imported by the library itself.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import socket
+import tempfile
 from pathlib import Path
 
 _real_connect = socket.socket.connect
@@ -86,3 +88,11 @@ def build_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@functools.cache
+def shared_tiny_model() -> Path:
+    """One tiny model per process (built on first use in a temporary folder), for class-level test setup."""
+    root = Path(tempfile.mkdtemp(prefix="o1rag-tiny-"))
+    tokenizer_dir = save_real_tokenizer(root / "tokenizer")
+    return build_tiny_model(root / "model", tokenizer_dir)

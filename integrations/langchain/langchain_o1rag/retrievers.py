@@ -1,0 +1,168 @@
+"""``O1Retriever``: a LangChain retriever that thinks, embeds and queries a Chroma collection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from o1_rag.batching import MicroBatcher
+from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.models import DEFAULT_MODEL
+from o1_rag.search import QueryResult, check_query, search
+from o1_rag.store import O1Collection, open_client
+
+THOUGHTS_EVENT = "o1_thoughts"
+
+
+class O1Retriever(BaseRetriever):
+    """Retriever that thinks about the query before searching a Chroma collection built by o1-rag.
+
+    Each returned ``Document`` has ``metadata["id"]`` (the corpus id), ``metadata["score"]`` (cosine
+    similarity) and ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding). The thoughts are
+    also sent to the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came
+    back. Concurrent ``ainvoke`` calls are gathered into one batched think + embed call.
+
+    Setup:
+        ``make install`` at the repository root, then build a collection: ``o1rag index DATA --collection
+        scifact``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_o1rag import O1Retriever
+
+            retriever = O1Retriever(collection_name="scifact", k=5)            # default embedded Chroma
+            retriever = O1Retriever(collection_name="scifact", persist_directory="./db", adapter="./lora")
+
+    Usage:
+        .. code-block:: python
+
+            docs = retriever.invoke("Cold exposure increases BAT recruitment.")
+            docs[0].metadata["o1_thoughts"]
+            docs = await retriever.ainvoke("...", k=3, filter={"title": "..."})
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    embedder: Any = Field(default=None, exclude=True, description="A ready O1Embedder (else one is loaded).")
+    model: str = Field(default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id.")
+    adapter: str | None = None
+    device: str = "auto"
+    collection_name: str | None = Field(default=None, description="Chroma collection built by o1-rag.")
+    persist_directory: str | None = Field(
+        default=None, description="Embedded Chroma folder (default o1rag's)."
+    )
+    client: Any = Field(default=None, exclude=True, description="A chromadb client (instead of a folder).")
+    vectorstore: Any = Field(default=None, exclude=True, description="A langchain_chroma.Chroma store.")
+    k: int = 4
+    think: bool = True
+    num_thoughts: int = 3
+    max_new_tokens: int = 64
+    temperature: float = 0.1
+    top_p: float = 0.9
+    seed: int | None = None
+    use_cache: bool = True
+    filter: dict[str, Any] | None = Field(default=None, description="Chroma metadata filter (where).")
+    batch_window_ms: float = 20.0
+    max_batch: int = 32
+
+    _collection: O1Collection = PrivateAttr()
+    _batcher: MicroBatcher = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
+
+    def _setup(self) -> None:
+        if self.k <= 0:
+            raise ValueError(f"k must be > 0, got {self.k}")
+        self._params()
+        if self.embedder is None:
+            self.embedder = O1Embedder.from_pretrained(self.model, self.adapter, device=self.device)
+        if self.vectorstore is not None:
+            self._collection = O1Collection(self.vectorstore._collection)
+            self._collection.check(self.embedder.fingerprint)
+        else:
+            if not self.collection_name:
+                raise ValueError("give collection_name (with persist_directory or client) or a vectorstore")
+            client = self.client if self.client is not None else open_client(self.persist_directory)
+            self._collection = O1Collection.open(client, self.collection_name, self.embedder.fingerprint)
+        self._batcher = MicroBatcher(self._search_batch, self.batch_window_ms / 1000, self.max_batch)
+
+    def _params(self) -> ThinkParams:
+        return ThinkParams(self.num_thoughts, self.max_new_tokens, self.temperature, self.top_p, self.seed)
+
+    def _settings(self, k: int | None, filter: dict[str, Any] | None, think: bool | None) -> tuple[Any, ...]:
+        k = self.k if k is None else k
+        if k <= 0:
+            raise ValueError(f"k must be > 0, got {k}")
+        where = self.filter if filter is None else filter
+        return (
+            k,
+            json.dumps(where, sort_keys=True) if where else None,
+            self.think if think is None else think,
+        )
+
+    def _search_batch(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[QueryResult]:
+        k, where, think = items[0][1]  # the batcher groups by settings: all items share them
+        return search(
+            self.embedder,
+            self._collection,
+            [q for q, _ in items],
+            k=k,
+            think=think,
+            params=self._params(),
+            where=json.loads(where) if where else None,
+            use_cache=self.use_cache,
+        )
+
+    @staticmethod
+    def _documents(result: QueryResult) -> list[Document]:
+        return [
+            Document(
+                id=hit.id,
+                page_content=hit.text,
+                metadata={
+                    **hit.metadata,
+                    "id": hit.id,
+                    "score": hit.score,
+                    "o1_thoughts": list(result.thoughts),
+                },
+            )
+            for hit in result.hits
+        ]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: dict[str, Any] | None = None,
+        think: bool | None = None,
+    ) -> list[Document]:
+        settings = self._settings(k, filter, think)
+        [result] = self._search_batch([(check_query(query), settings)])
+        run_manager.get_child().on_custom_event(THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts})
+        return self._documents(result)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: dict[str, Any] | None = None,
+        think: bool | None = None,
+    ) -> list[Document]:
+        settings = self._settings(k, filter, think)
+        result = await self._batcher.submit((check_query(query), settings), group=settings)
+        await run_manager.get_child().on_custom_event(
+            THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts}
+        )
+        return self._documents(result)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import langchain_o1rag
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_o1rag import O1Embeddings, O1Retriever
+from test_langchain_standard import FAST, indexed_db
+
+from o1_rag.embedder import O1Embedder
+from o1_rag.errors import FingerprintMismatchError, StoreError
+from o1_rag.testing import shared_tiny_model
+
+
+def test_all_exports() -> None:
+    assert sorted(langchain_o1rag.__all__) == ["O1Embeddings", "O1Retriever"]
+    for name in langchain_o1rag.__all__:
+        assert getattr(langchain_o1rag, name).__doc__
+
+
+@pytest.fixture(scope="module")
+def embedder() -> O1Embedder:
+    return O1Embedder.from_pretrained(str(shared_tiny_model()), device="cpu", cache=False)
+
+
+def _retriever(embedder: O1Embedder, **kw: Any) -> O1Retriever:
+    params = {"collection_name": "lc-tiny", "persist_directory": indexed_db(), **FAST, **kw}
+    params.pop("device")
+    return O1Retriever(embedder=embedder, **params)
+
+
+class Recorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.events.append((name, data))
+
+
+def test_documents_carry_id_score_and_thoughts(embedder: O1Embedder) -> None:
+    recorder = Recorder()
+    docs = _retriever(embedder, k=3).invoke("does coffee help?", config={"callbacks": [recorder]})
+    assert len(docs) == 3
+    for doc in docs:
+        assert doc.metadata["id"].startswith("d") and doc.id == doc.metadata["id"]
+        assert -1.0 <= doc.metadata["score"] <= 1.0 + 1e-6
+        assert len(doc.metadata["o1_thoughts"]) == 2
+    assert recorder.events and recorder.events[0][0] == "o1_thoughts"
+    assert recorder.events[0][1]["thoughts"] == docs[0].metadata["o1_thoughts"]
+
+
+def test_filter_and_no_think(embedder: O1Embedder) -> None:
+    docs = _retriever(embedder, k=5, think=False).invoke("anything", filter={"title": "coffee"})
+    assert docs and all(d.metadata["title"] == "coffee" for d in docs)
+    assert all(d.metadata["o1_thoughts"] == [] for d in docs)
+
+
+def test_concurrent_ainvoke_is_one_batched_think(embedder: O1Embedder) -> None:
+    retriever = _retriever(embedder, k=2, batch_window_ms=200, max_batch=32)
+    embedder.generation_batch_size = 32
+    before = embedder.generate_calls
+
+    async def main() -> list:
+        return await asyncio.gather(*(retriever.ainvoke(f"question number {i}") for i in range(16)))
+
+    results = asyncio.run(main())
+    assert [len(r) for r in results] == [2] * 16
+    assert retriever._batcher.calls == 1
+    assert embedder.generate_calls - before == 1  # 16 queries x 2 thoughts in one generate call
+    assert all(len(r[0].metadata["o1_thoughts"]) == 2 for r in results)
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_empty_query_is_value_error(embedder: O1Embedder, query: str) -> None:
+    with pytest.raises(ValueError, match="query is empty"):
+        _retriever(embedder).invoke(query)
+    with pytest.raises(ValueError, match="query is empty"):
+        asyncio.run(_retriever(embedder).ainvoke(query))
+
+
+def test_bad_k_missing_collection_and_mismatch(embedder: O1Embedder, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="k must be > 0"):
+        _retriever(embedder, k=0)
+    with pytest.raises(ValueError, match="k must be > 0"):
+        _retriever(embedder).invoke("q", k=-1)
+    with pytest.raises(StoreError, match="does not exist"):
+        _retriever(embedder, collection_name="nothere")
+    native = O1Embedder.from_pretrained(
+        str(shared_tiny_model()), device="cpu", cache=False, think_mode="native"
+    )
+    with pytest.raises(FingerprintMismatchError, match="was indexed by embedder"):
+        _retriever(native)
+    assert not (tmp_path / "anything").exists()
+
+
+def test_embeddings_inside_langchain_chroma(tmp_path: Path) -> None:
+    from langchain_chroma import Chroma
+
+    emb = O1Embeddings(model=str(shared_tiny_model()), **FAST)
+    store = Chroma(
+        "lc-store",
+        embedding_function=emb,
+        persist_directory=str(tmp_path),
+        collection_metadata=emb.collection_metadata(),
+    )
+    ids = store.add_texts(["aspirin and the heart", "coffee and sleep", "insulin and diabetes"])
+    assert len(ids) == 3
+    hits = store.similarity_search("aspirin", k=2)
+    assert len(hits) == 2
+    retriever = O1Retriever(
+        embedder=emb.embedder, vectorstore=store, k=2, **{k: v for k, v in FAST.items() if k != "device"}
+    )
+    assert len(retriever.invoke("coffee")) == 2
+    assert len(store.as_retriever(search_kwargs={"k": 1}).invoke("insulin")) == 1
+    with pytest.raises(ValueError, match="query is empty"):
+        emb.embed_query(" ")
