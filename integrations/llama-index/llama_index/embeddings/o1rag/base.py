@@ -1,0 +1,137 @@
+"""``O1Embedding``: a LlamaIndex ``BaseEmbedding`` that thinks before embedding a query."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from pydantic import Field, PrivateAttr
+
+from o1_rag.batching import MicroBatcher
+from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.models import DEFAULT_MODEL
+from o1_rag.search import check_query
+from o1_rag.store import DIM_KEY, FINGERPRINT_KEY, MODEL_KEY, O1Collection, open_client
+
+
+class O1Embedding(BaseEmbedding):
+    """O1 embedding for LlamaIndex: queries think first, texts (documents) do not.
+
+    The thoughts behind the most recent queries are kept in ``last_thoughts`` (query -> thoughts), so a
+    caller can show what the thinking step wrote.
+
+    Setup:
+        ``make install`` at the repository root, or ``pip install -e integrations/llama-index``.
+
+    Usage:
+        .. code-block:: python
+
+            from llama_index.core import Settings, VectorStoreIndex
+            from llama_index.embeddings.o1rag import O1Embedding
+
+            Settings.embed_model = O1Embedding()                       # bundled model, 3 thoughts
+            store = Settings.embed_model.chroma_vector_store("scifact-demo")   # made by `o1rag index`
+            index = VectorStoreIndex.from_vector_store(store)
+    """
+
+    model_name: str = Field(
+        default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id."
+    )
+    adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
+    device: str = Field(default="auto")
+    think: bool = Field(default=True, description="Think before embedding a query.")
+    num_thoughts: int = Field(default=3, gt=0)
+    max_new_tokens: int = Field(default=64, gt=0)
+    temperature: float = Field(default=0.1, ge=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    seed: int | None = None
+    use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
+    batch_window_ms: float = Field(default=20.0, ge=0)
+    max_batch: int = Field(default=32, gt=0)
+    keep_thoughts: int = Field(default=256, ge=0, description="How many recent queries last_thoughts keeps.")
+
+    _embedder: O1Embedder = PrivateAttr()
+    _batcher: MicroBatcher = PrivateAttr()
+    _last_thoughts: OrderedDict = PrivateAttr(default_factory=OrderedDict)
+
+    def __init__(self, embedder: O1Embedder | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._embedder = embedder or O1Embedder.from_pretrained(
+            self.model_name, self.adapter, device=self.device
+        )
+        self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
+        self._last_thoughts = OrderedDict()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "O1Embedding"
+
+    @property
+    def embedder(self) -> O1Embedder:
+        """The underlying ``O1Embedder``."""
+        return self._embedder
+
+    @property
+    def last_thoughts(self) -> dict[str, list[str]]:
+        """Thoughts of the most recent queries, oldest first."""
+        return dict(self._last_thoughts)
+
+    def _query_batch(self, queries: list[str]) -> list[Embedding]:
+        if not self.think:
+            return self._embedder.embed_queries(queries, think=False).tolist()
+        params = ThinkParams(self.num_thoughts, self.max_new_tokens, self.temperature, self.top_p, self.seed)
+        vectors, thoughts = self._embedder.think_and_embed(queries, params, use_cache=self.use_cache)
+        for query, per_query in zip(queries, thoughts, strict=True):
+            self._last_thoughts.pop(query, None)
+            self._last_thoughts[query] = per_query
+        while len(self._last_thoughts) > self.keep_thoughts:
+            self._last_thoughts.popitem(last=False)
+        return vectors.tolist()
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._query_batch([check_query(query)])[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await self._batcher.submit(check_query(query))
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._embedder.embed_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._embedder.embed_documents(texts).tolist()
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    def chroma_vector_store(
+        self, collection_name: str, persist_dir: str | None = None, client: Any = None, create: bool = False
+    ) -> Any:
+        """A ``ChromaVectorStore`` over an o1-rag collection, after the fingerprint check.
+
+        With ``create=True`` a missing collection is created (cosine space, this embedder's fingerprint),
+        for building a new index from documents.
+        """
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        client = client if client is not None else open_client(persist_dir)
+        fp = self._embedder.fingerprint
+        if create:
+            collection = O1Collection.create_or_open(
+                client, collection_name, fp, self._embedder.dim, self._embedder.describe()
+            )
+        else:
+            collection = O1Collection.open(client, collection_name, fp)
+        return ChromaVectorStore(chroma_collection=collection.collection)
+
+    def collection_metadata(self) -> dict[str, Any]:
+        """Chroma metadata recording this embedder."""
+        return {
+            FINGERPRINT_KEY: self._embedder.fingerprint,
+            DIM_KEY: self._embedder.dim,
+            MODEL_KEY: self._embedder.describe(),
+        }

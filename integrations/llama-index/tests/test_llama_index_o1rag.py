@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from llama_index.core import Settings, StorageContext, VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.schema import Document
+from llama_index.embeddings.o1rag import O1Embedding
+
+from o1_rag.data import Document as CorpusDoc
+from o1_rag.embedder import O1Embedder
+from o1_rag.errors import FingerprintMismatchError, StoreError
+from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.testing import shared_tiny_model
+
+FAST = {"num_thoughts": 2, "max_new_tokens": 4, "use_cache": False}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> O1Embedder:
+    return O1Embedder.from_pretrained(str(shared_tiny_model()), device="cpu", cache=False)
+
+
+@pytest.fixture
+def o1(embedder: O1Embedder) -> O1Embedding:
+    return O1Embedding(embedder=embedder, model_name=str(shared_tiny_model()), **FAST)
+
+
+def test_is_a_base_embedding(o1: O1Embedding) -> None:
+    assert isinstance(o1, BaseEmbedding) and O1Embedding.class_name() == "O1Embedding"
+
+
+def test_to_dict_round_trip(o1: O1Embedding, embedder: O1Embedder) -> None:
+    data = o1.to_dict()
+    assert data["class_name"] == "O1Embedding" and data["num_thoughts"] == 2
+    again = O1Embedding.from_dict(data, embedder=embedder)
+    assert again.to_dict() == data
+    np.testing.assert_allclose(again.get_text_embedding("x"), o1.get_text_embedding("x"), atol=1e-6)
+
+
+def test_query_thinks_and_texts_do_not(o1: O1Embedding, embedder: O1Embedder) -> None:
+    q = o1.get_query_embedding("does aspirin help?")
+    assert len(q) == embedder.dim and "does aspirin help?" in o1.last_thoughts
+    assert len(o1.last_thoughts["does aspirin help?"]) == 2
+    expected = embedder.embed_queries(
+        ["does aspirin help?"], thoughts=[o1.last_thoughts["does aspirin help?"]]
+    )
+    np.testing.assert_allclose(q, expected[0], atol=1e-5)
+    texts = o1.get_text_embedding_batch(["a", "b", "c"])
+    np.testing.assert_allclose(texts, embedder.embed_documents(["a", "b", "c"]), atol=1e-6)
+    with pytest.raises(ValueError, match="query is empty"):
+        o1.get_query_embedding("  ")
+
+
+def test_async_variants_batch_and_match(o1: O1Embedding, embedder: O1Embedder) -> None:
+    async def main():
+        queries = await asyncio.gather(*(o1.aget_query_embedding(f"q{i}") for i in range(6)))
+        texts = await o1.aget_text_embedding_batch(["x", "y"])
+        return queries, texts
+
+    queries, texts = asyncio.run(main())
+    assert len(queries) == 6 and o1._batcher.calls == 1
+    np.testing.assert_allclose(texts, embedder.embed_documents(["x", "y"]), atol=1e-6)
+
+
+def test_index_from_documents_and_reopen(o1: O1Embedding, tmp_path: Path) -> None:
+    Settings.embed_model = o1
+    Settings.llm = None
+    store = o1.chroma_vector_store("li-new", persist_dir=str(tmp_path), create=True)
+    docs = [Document(text=f"A study of {t}.", metadata={"topic": t}) for t in ["aspirin", "coffee", "sleep"]]
+    VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store))
+    reopened = VectorStoreIndex.from_vector_store(o1.chroma_vector_store("li-new", persist_dir=str(tmp_path)))
+    nodes = reopened.as_retriever(similarity_top_k=2).retrieve("aspirin")
+    assert len(nodes) == 2 and all(n.node.get_content().startswith("A study of") for n in nodes)
+
+
+def test_collection_built_by_o1rag_index(o1: O1Embedding, embedder: O1Embedder, tmp_path: Path) -> None:
+    col = O1Collection.create_or_open(open_client(tmp_path), "built", embedder.fingerprint, embedder.dim)
+    index_documents(embedder, col, [CorpusDoc(f"d{i}", "t", f"document {i}") for i in range(5)])
+    index = VectorStoreIndex.from_vector_store(
+        o1.chroma_vector_store("built", persist_dir=str(tmp_path)), embed_model=o1
+    )
+    nodes = index.as_retriever(similarity_top_k=3).retrieve("document 2")
+    assert len(nodes) == 3 and {n.node.node_id for n in nodes} <= {f"d{i}" for i in range(5)}
+    with pytest.raises(StoreError, match="does not exist"):
+        o1.chroma_vector_store("missing", persist_dir=str(tmp_path))
+    native = O1Embedder.from_pretrained(
+        str(shared_tiny_model()), device="cpu", cache=False, think_mode="native"
+    )
+    with pytest.raises(FingerprintMismatchError):
+        O1Embedding(embedder=native, **FAST).chroma_vector_store("built", persist_dir=str(tmp_path))
