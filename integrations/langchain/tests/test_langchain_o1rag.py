@@ -4,12 +4,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import langchain_o1rag
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_o1rag import O1Embeddings, O1Retriever
 from test_langchain_standard import FAST, indexed_db
 
+import langchain_o1rag
+from langchain_o1rag import O1Embeddings, O1Retriever
 from o1_rag.embedder import O1Embedder
 from o1_rag.errors import FingerprintMismatchError, StoreError
 from o1_rag.testing import shared_tiny_model

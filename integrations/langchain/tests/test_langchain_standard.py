@@ -6,10 +6,10 @@ import functools
 import tempfile
 from pathlib import Path
 
-from langchain_o1rag import O1Embeddings, O1Retriever
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests, RetrieversIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
+from langchain_o1rag import O1Embeddings, O1Retriever
 from o1_rag.data import Document as CorpusDoc
 from o1_rag.embedder import O1Embedder
 from o1_rag.store import O1Collection, index_documents, open_client

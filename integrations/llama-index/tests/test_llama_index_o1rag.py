@@ -8,8 +8,8 @@ import pytest
 from llama_index.core import Settings, StorageContext, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import Document
-from llama_index.embeddings.o1rag import O1Embedding
 
+from llama_index.embeddings.o1rag import O1Embedding
 from o1_rag.data import Document as CorpusDoc
 from o1_rag.embedder import O1Embedder
 from o1_rag.errors import FingerprintMismatchError, StoreError
