@@ -200,6 +200,14 @@ def resolve_base(name: str) -> tuple[str, str]:
     return name, f"hub:{name}"
 
 
+def model_path(name: str = DEFAULT_MODEL) -> str:
+    """What ``from_pretrained`` of any library should load for ``name``: a folder, or the hub id itself.
+
+    Handy for giving the bundled model to other tools (a LangChain or LlamaIndex LLM wrapper).
+    """
+    return resolve_base(name)[0]
+
+
 def _read_o1_config(*folders: Path) -> dict[str, Any]:
     for folder in folders:
         candidate = folder / O1_CONFIG_NAME
