@@ -296,6 +296,88 @@ def collections(
     _run(verbose, body)
 
 
+eval_app = typer.Typer(
+    help="Evaluate retrieval (IR metrics) and RAG quality (ragas); write reports.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "o1rag " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@eval_app.command("ir")
+def eval_ir(
+    data_dir: Annotated[
+        Path, typer.Argument(help="BEIR-format folder (corpus.jsonl, queries.jsonl, qrels.tsv).")
+    ],
+    systems: Annotated[
+        str,
+        typer.Option(
+            "--systems", "-s", help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1."
+        ),
+    ] = "bm25,dense,o1-nothink,o1",
+    baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
+    ] = None,
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Evaluate the first N.")
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
+    ] = False,
+    generator: Annotated[
+        str, typer.Option("--generator", help="Model writing HyDE passages.")
+    ] = DEFAULT_MODEL,
+    num_thoughts: NumThoughtsOpt = 3,
+    max_new_tokens: MaxNewOpt = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score several retrieval systems on one collection (nDCG@10, Recall@100, MRR@10) and write a report."""
+
+    def body() -> None:
+        from o1_rag.evaluation.ir import METRICS, evaluate_ir
+        from o1_rag.evaluation.report import write_ir_report
+        from o1_rag.evaluation.systems import EvalSettings
+
+        settings = EvalSettings(
+            model=model,
+            adapter=adapter,
+            generator=generator,
+            device=device,
+            num_thoughts=num_thoughts,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            db=str(db) if db else None,
+            exact=exact,
+        )
+        result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
+        target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
+        write_ir_report(result, target, _command_line())
+        table = Table(title=f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
+        for column in ("system", *METRICS, f"p vs {result.baseline}"):
+            table.add_column(column, justify="left" if column == "system" else "right")
+        for system in result.systems:
+            p = result.p_values.get(system, {}).get("ndcg@10")
+            table.add_row(
+                system,
+                *(f"{result.scores[system][m]:.3f}" for m in METRICS),
+                "-" if p is None else f"{p:.3g}",
+            )
+        out.print(table)
+        out.print(f"report: {target / 'report.md'}", highlight=False)
+
+    _run(verbose, body)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

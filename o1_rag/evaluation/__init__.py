@@ -1,0 +1,1 @@
+"""Evaluation: IR benchmarks (ranx), RAG quality (ragas), reports and speed benchmarks."""

@@ -1,0 +1,150 @@
+"""``o1rag eval ir``: several retrieval systems on one BEIR collection, scored with ranx.
+
+Metrics: nDCG@10, Recall@100, MRR@10, plus a paired t-test (ranx ``compare``) of every system against a
+baseline, and per-query scores for plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from o1_rag.data import DataError, load_corpus, load_qrels, load_queries
+from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+DEPTH = 100  # documents retrieved per query (Recall@100)
+
+
+@dataclass
+class IRResult:
+    """Scores of several systems on one collection."""
+
+    dataset: str
+    systems: list[str]
+    baseline: str
+    num_queries: int
+    num_docs: int
+    scores: dict[str, dict[str, float]]  # system -> metric -> mean
+    per_query: dict[str, dict[str, dict[str, float]]]  # system -> metric -> query id -> score
+    p_values: dict[str, dict[str, float]]  # system -> metric -> p (vs baseline)
+    win_tie_loss: dict[str, dict[str, dict[str, int]]]  # system -> metric -> {W, T, L} vs baseline
+    seconds: dict[str, float]
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # system -> query id -> thoughts
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def load_collection(data_dir: str | Path, limit_queries: int | None = None):
+    """Corpus, the queries that have judgements, and qrels; unknown ids in qrels are an error."""
+    corpus = load_corpus(data_dir)
+    queries = load_queries(data_dir)
+    qrels = load_qrels(data_dir)
+    if not qrels:
+        raise DataError(f"{Path(data_dir) / 'qrels.tsv'}: no judgements")
+    doc_ids = {d.id for d in corpus}
+    unknown_q = sorted(set(qrels) - set(queries))
+    if unknown_q:
+        raise DataError(
+            f"{Path(data_dir) / 'qrels.tsv'}: {len(unknown_q)} query ids not in queries.jsonl "
+            f"(first: '{unknown_q[0]}')"
+        )
+    unknown_d = sorted({d for rel in qrels.values() for d in rel} - doc_ids)
+    if unknown_d:
+        raise DataError(
+            f"{Path(data_dir) / 'qrels.tsv'}: {len(unknown_d)} document ids not in corpus.jsonl "
+            f"(first: '{unknown_d[0]}')"
+        )
+    judged = {q: queries[q] for q in qrels if any(r > 0 for r in qrels[q].values())}
+    if limit_queries is not None:
+        if limit_queries <= 0:
+            raise ValueError(f"--limit-queries must be > 0, got {limit_queries}")
+        judged = dict(list(judged.items())[:limit_queries])
+    qrels = {q: qrels[q] for q in judged}
+    return corpus, judged, qrels
+
+
+def evaluate_ir(
+    data_dir: str | Path,
+    systems: str,
+    settings: EvalSettings | None = None,
+    baseline: str | None = None,
+    limit_queries: int | None = None,
+) -> IRResult:
+    """Run every system in ``systems`` (comma-separated specs) on the collection and score it with ranx."""
+    from ranx import Qrels, Run, compare, evaluate
+
+    specs = parse_systems(systems)
+    baseline = baseline or specs[0]
+    if baseline not in specs:
+        raise ValueError(f"baseline '{baseline}' is not among the systems ({', '.join(specs)})")
+    settings = settings or EvalSettings()
+    settings.dataset = Path(data_dir).resolve().name
+    corpus, queries, qrels = load_collection(data_dir, limit_queries)
+    built = [build_system(spec, settings) for spec in specs]
+    runs: list[Any] = []
+    seconds: dict[str, float] = {}
+    examples: dict[str, dict[str, Any]] = {}
+    for spec, system in zip(specs, built, strict=True):
+        logger.info("%s: retrieving for %d queries over %d documents", spec, len(queries), len(corpus))
+        start = time.perf_counter()
+        ranking = system.retrieve(corpus, queries, DEPTH)
+        seconds[spec] = time.perf_counter() - start
+        for qid in queries:  # ranx needs every query present; an empty ranking scores zero
+            ranking.setdefault(qid, {})
+            if not ranking[qid]:
+                ranking[qid] = {"__none__": 0.0}
+        runs.append(Run(ranking, name=spec))
+        sample = list(queries)[:3]
+        if getattr(system, "thoughts", None):
+            examples[spec] = {q: system.thoughts.get(q) for q in sample}
+        elif getattr(system, "passages", None):
+            examples[spec] = {q: [system.passages.get(queries[q], "")] for q in sample}
+    ranx_qrels = Qrels(qrels)
+    scores = {
+        spec: {m: float(v) for m, v in evaluate(ranx_qrels, run, list(METRICS), make_comparable=True).items()}
+        for spec, run in zip(specs, runs, strict=True)
+    }
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for spec, run in zip(specs, runs, strict=True):
+        per_query[spec] = {}
+        for metric in METRICS:
+            values = evaluate(ranx_qrels, run, metric, return_mean=False, make_comparable=True)
+            per_query[spec][metric] = {
+                q: float(v) for q, v in zip(sorted(qrels), _ordered(values, run, qrels), strict=True)
+            }
+    report = compare(ranx_qrels, runs, list(METRICS), stat_test="student", max_p=0.05, make_comparable=True)
+    table = report.to_dict()
+    p_values = {
+        s: {m: float(table[baseline]["comparisons"][s][m]) for m in METRICS} for s in specs if s != baseline
+    }
+    wtl = {
+        s: {m: dict(table[s]["win_tie_loss"][baseline][m]) for m in METRICS} for s in specs if s != baseline
+    }
+    return IRResult(
+        settings.dataset,
+        specs,
+        baseline,
+        len(queries),
+        len(corpus),
+        scores,
+        per_query,
+        p_values,
+        wtl,
+        seconds,
+        examples,
+    )
+
+
+def _ordered(values: Any, run: Any, qrels: dict[str, dict[str, int]]) -> list[float]:
+    """ranx returns per-query values in the order of the sorted query ids; keep that explicit."""
+    values = list(values)
+    if len(values) != len(qrels):
+        raise RuntimeError(f"ranx returned {len(values)} per-query scores for {len(qrels)} queries")
+    return values

