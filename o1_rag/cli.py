@@ -302,14 +302,29 @@ eval_app = typer.Typer(
 app.add_typer(eval_app, name="eval")
 
 
-def _command_line() -> str:
+def _command_line(ctx: typer.Context) -> str:
+    """The command as the user could retype it: the arguments and the options given explicitly."""
     import shlex
 
-    return "o1rag " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    words = ["o1rag", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        value = ctx.params.get(param.name)
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif getattr(param, "is_flag", False):
+            names = param.opts if value or not param.secondary_opts else param.secondary_opts
+            words.append(names[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @eval_app.command("ir")
 def eval_ir(
+    ctx: typer.Context,
     data_dir: Annotated[
         Path, typer.Argument(help="BEIR-format folder (corpus.jsonl, queries.jsonl, qrels.tsv).")
     ],
@@ -361,7 +376,7 @@ def eval_ir(
         )
         result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
         target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
-        write_ir_report(result, target, _command_line())
+        write_ir_report(result, target, _command_line(ctx))
         table = Table(title=f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
         for column in ("system", *METRICS, f"p vs {result.baseline}"):
             table.add_column(column, justify="left" if column == "system" else "right")
@@ -372,6 +387,108 @@ def eval_ir(
                 *(f"{result.scores[system][m]:.3f}" for m in METRICS),
                 "-" if p is None else f"{p:.3g}",
             )
+        out.print(table)
+        out.print(f"report: {target / 'report.md'}", highlight=False)
+
+    _run(verbose, body)
+
+
+@eval_app.command("rag")
+def eval_rag(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Argument(help="Folder with qa.jsonl and corpus.jsonl (+ qrels.tsv).")],
+    retrievers: Annotated[
+        str, typer.Option("--retrievers", "-r", help="Comma-separated systems, as in eval ir.")
+    ] = "bm25,o1",
+    k: Annotated[int, typer.Option("-k", help="Contexts per question.")] = 3,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate the first N answerable questions.")
+    ] = None,
+    generator: Annotated[
+        str, typer.Option("--generator", help="Answering model (name or endpoint model).")
+    ] = DEFAULT_MODEL,
+    generator_url: Annotated[
+        str | None, typer.Option("--generator-url", help="OpenAI-compatible base URL.")
+    ] = None,
+    judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = DEFAULT_MODEL,
+    judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL.")] = None,
+    llm_metrics: Annotated[
+        bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
+    ] = True,
+    max_new_tokens: Annotated[int, typer.Option("--answer-tokens", help="Tokens per answer at most.")] = 128,
+    timeout: Annotated[
+        int, typer.Option("--timeout", help="Seconds per judged sample (ragas RunConfig).")
+    ] = 120,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
+    ] = None,
+    num_thoughts: NumThoughtsOpt = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
+
+    def body() -> None:
+        from o1_rag.evaluation.llms import endpoint_llm, local_llm
+        from o1_rag.evaluation.rag import evaluate_rag, load_qa
+        from o1_rag.evaluation.report import write_rag_report
+        from o1_rag.evaluation.systems import EvalSettings, parse_systems, resolve_dense_model
+
+        parse_systems(retrievers)
+        load_qa(data_dir, limit)  # fail on bad input before loading any model
+        if k <= 0:
+            raise ValueError(f"-k must be > 0, got {k}")
+        settings = EvalSettings(
+            model=model,
+            adapter=adapter,
+            device=device,
+            num_thoughts=num_thoughts,
+            seed=seed,
+            db=str(db) if db else None,
+        )
+        answerer = (
+            endpoint_llm(generator_url, generator, max_new_tokens)
+            if generator_url
+            else local_llm(generator, max_new_tokens, device=device)
+        )
+        judge_llm = judge_embeddings = None
+        if llm_metrics:
+            from langchain_huggingface import HuggingFaceEmbeddings
+            from ragas.embeddings import LangchainEmbeddingsWrapper
+            from ragas.llms import LangchainLLMWrapper
+
+            judge_llm = LangchainLLMWrapper(
+                endpoint_llm(judge_url, judge, 512) if judge_url else local_llm(judge, 256, device=device)
+            )
+            judge_embeddings = LangchainEmbeddingsWrapper(
+                HuggingFaceEmbeddings(model_name=resolve_dense_model("all-minilm-l6-v2"))
+            )
+        result = evaluate_rag(
+            data_dir,
+            retrievers,
+            settings,
+            k=k,
+            limit=limit,
+            generator=answerer,
+            generator_name=generator,
+            judge=judge_llm,
+            judge_name=judge if llm_metrics else None,
+            judge_embeddings=judge_embeddings,
+            timeout_s=timeout,
+        )
+        target = output or Path("evals") / "reports" / f"rag-{result.dataset}"
+        write_rag_report(result, target, _command_line(ctx))
+        metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))
+        table = Table(title=f"{result.dataset}: {result.num_questions} questions, top-{k} contexts")
+        table.add_column("retriever")
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for name in result.retrievers:
+            table.add_row(name, *(f"{result.scores[name].get(m, float('nan')):.3f}" for m in metrics))
         out.print(table)
         out.print(f"report: {target / 'report.md'}", highlight=False)
 

@@ -78,7 +78,7 @@ def evaluate_ir(
     limit_queries: int | None = None,
 ) -> IRResult:
     """Run every system in ``systems`` (comma-separated specs) on the collection and score it with ranx."""
-    from ranx import Qrels, Run, compare, evaluate
+    from ranx import Run
 
     specs = parse_systems(systems)
     baseline = baseline or specs[0]
@@ -106,27 +106,7 @@ def evaluate_ir(
             examples[spec] = {q: system.thoughts.get(q) for q in sample}
         elif getattr(system, "passages", None):
             examples[spec] = {q: [system.passages.get(queries[q], "")] for q in sample}
-    ranx_qrels = Qrels(qrels)
-    scores = {
-        spec: {m: float(v) for m, v in evaluate(ranx_qrels, run, list(METRICS), make_comparable=True).items()}
-        for spec, run in zip(specs, runs, strict=True)
-    }
-    per_query: dict[str, dict[str, dict[str, float]]] = {}
-    for spec, run in zip(specs, runs, strict=True):
-        per_query[spec] = {}
-        for metric in METRICS:
-            values = evaluate(ranx_qrels, run, metric, return_mean=False, make_comparable=True)
-            per_query[spec][metric] = {
-                q: float(v) for q, v in zip(sorted(qrels), _ordered(values, run, qrels), strict=True)
-            }
-    report = compare(ranx_qrels, runs, list(METRICS), stat_test="student", max_p=0.05, make_comparable=True)
-    table = report.to_dict()
-    p_values = {
-        s: {m: float(table[baseline]["comparisons"][s][m]) for m in METRICS} for s in specs if s != baseline
-    }
-    wtl = {
-        s: {m: dict(table[s]["win_tie_loss"][baseline][m]) for m in METRICS} for s in specs if s != baseline
-    }
+    scores, per_query, p_values, wtl = score_runs(qrels, dict(zip(specs, runs, strict=True)), baseline)
     return IRResult(
         settings.dataset,
         specs,
@@ -142,9 +122,43 @@ def evaluate_ir(
     )
 
 
-def _ordered(values: Any, run: Any, qrels: dict[str, dict[str, int]]) -> list[float]:
-    """ranx returns per-query values in the order of the sorted query ids; keep that explicit."""
-    values = list(values)
-    if len(values) != len(qrels):
-        raise RuntimeError(f"ranx returned {len(values)} per-query scores for {len(qrels)} queries")
-    return values
+def score_runs(
+    qrels: dict[str, dict[str, int]], runs: dict[str, Any], baseline: str
+) -> tuple[
+    dict[str, dict[str, float]],
+    dict[str, dict[str, dict[str, float]]],
+    dict[str, dict[str, float]],
+    dict[str, dict[str, dict[str, int]]],
+]:
+    """Mean and per-query metrics of each run, and paired t-tests and win/tie/loss against ``baseline``.
+
+    ``runs`` maps a system name to a ranking (``{qid: {doc: score}}``) or a ranx ``Run``.
+    """
+    from ranx import Qrels, Run, compare, evaluate
+
+    ranx_qrels = Qrels(qrels)
+    named = {s: r if isinstance(r, Run) else Run(r, name=s) for s, r in runs.items()}
+    for name, run in named.items():
+        run.name = name
+    scores = {
+        s: {m: float(v) for m, v in evaluate(ranx_qrels, run, list(METRICS), make_comparable=True).items()}
+        for s, run in named.items()
+    }
+    qids = sorted(qrels)  # ranx reports per-query values in sorted query-id order
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for s, run in named.items():
+        per_query[s] = {}
+        for metric in METRICS:
+            values = list(evaluate(ranx_qrels, run, metric, return_mean=False, make_comparable=True))
+            if len(values) != len(qids):
+                raise RuntimeError(f"ranx returned {len(values)} per-query scores for {len(qids)} queries")
+            per_query[s][metric] = {q: float(v) for q, v in zip(qids, values, strict=True)}
+    others = [s for s in named if s != baseline]
+    if not others:
+        return scores, per_query, {}, {}
+    table = compare(
+        ranx_qrels, list(named.values()), list(METRICS), stat_test="student", max_p=0.05, make_comparable=True
+    ).to_dict()
+    p_values = {s: {m: float(table[baseline]["comparisons"][s][m]) for m in METRICS} for s in others}
+    wtl = {s: {m: dict(table[s]["win_tie_loss"][baseline][m]) for m in METRICS} for s in others}
+    return scores, per_query, p_values, wtl

@@ -222,3 +222,63 @@ def write_folder(output: Path, body: Callable[[Path], None]) -> Path:
     with atomic_folder(Path(output)) as tmp:
         body(tmp)
     return Path(output)
+
+
+def write_rag_report(result: Any, output: Path, command: str) -> Path:
+    """Write an ``o1rag eval rag`` report folder (atomically) and return it."""
+    env = environment()
+    metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))
+    cis = {
+        r: {m: bootstrap_ci([s[m] for s in result.samples[r] if s.get(m) == s.get(m)]) for m in metrics}
+        for r in result.retrievers
+    }
+    header = ["retriever", *metrics, "seconds"]
+    rows = []
+    for retriever in result.retrievers:
+        cells = []
+        for metric in metrics:
+            value, missing = (
+                result.scores[retriever].get(metric, float("nan")),
+                result.failed[retriever].get(metric, 0),
+            )
+            cells.append(
+                ("n/a" if value != value else f"{value:.3f}") + (f" ({missing} unscored)" if missing else "")
+            )
+        rows.append([retriever, *cells, f"{result.seconds[retriever]:.1f}"])
+    judge = result.judge or "none (non-LLM metrics only)"
+    md = (
+        f"# RAG evaluation: {result.dataset}\n\n"
+        f"{result.num_questions} answerable questions, top-{result.k} contexts per question, answers by "
+        f"`{result.generator}`, judge: `{judge}`. Scores are means over the questions the metric could "
+        "score; 'unscored' counts questions the judge could not score (unparsable output or time-out).\n\n"
+        + markdown_table(header, rows)
+        + "\n\n![metrics](metrics.png)\n\n## Sample answers\n\n"
+        + "\n".join(
+            f"- **{r}**, `{s['id']}`: {s['question']} → {s['answer'][:200].replace(chr(10), ' ')}"
+            for r in result.retrievers
+            for s in result.samples[r][:2]
+        )
+        + f"\n\n## How this was made\n\n```\n{command}\n```\n\n"
+        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}\n"
+        f"- versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n- time: {env['time']}\n"
+    )
+    payload = {
+        "command": command,
+        "environment": env,
+        **result.to_dict(),
+        "confidence_intervals": {r: {m: list(ci) for m, ci in v.items()} for r, v in cis.items()},
+    }
+
+    def body(folder: Path) -> None:
+        (folder / "results.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        (folder / "report.md").write_text(md)
+        _bar_plot(
+            folder / "metrics.png",
+            result.retrievers,
+            metrics,
+            result.scores,
+            cis,
+            f"{result.dataset}: {result.num_questions} questions (95% bootstrap CI)",
+        )
+
+    return write_folder(output, body)

@@ -231,13 +231,19 @@ class O1System:
         self.settings = settings
         self.thoughts: dict[str, list[str]] = {}
 
-    def _collection(self, embedder: Any, corpus: list[Document]) -> Any:
-        from o1_rag.store import O1Collection, index_documents, open_client
+    def client(self) -> Any:
+        """The Chroma client of the evaluation store (``--db``, default ``$O1RAG_HOME/eval-db``)."""
+        from o1_rag.store import open_client
 
-        db = self.settings.db or str(o1rag_home() / "eval-db")
+        return open_client(self.settings.db or str(o1rag_home() / "eval-db"))
+
+    def index(self, embedder: Any, corpus: list[Document]) -> Any:
+        """The collection holding ``corpus`` for ``embedder``, indexed (resumably) when needed."""
+        from o1_rag.store import O1Collection, index_documents
+
         name = f"eval-{corpus_digest(corpus)}-{embedder.fingerprint}"
         collection = O1Collection.create_or_open(
-            open_client(db), name, embedder.fingerprint, embedder.dim, embedder.describe()
+            self.client(), name, embedder.fingerprint, embedder.dim, embedder.describe()
         )
         progress = self.settings.progress
         callback = (lambda done, total: progress(f"{self.name}: index", done, total)) if progress else None
@@ -249,7 +255,7 @@ class O1System:
 
         s = self.settings
         embedder = s.embedder(s.model, s.adapter)
-        collection = self._collection(embedder, corpus)
+        collection = self.index(embedder, corpus)
         qids = list(queries)
         texts = [queries[q] for q in qids]
         if self.think:

@@ -1,0 +1,251 @@
+"""``o1rag eval rag``: retrieve contexts with each retriever, generate answers, score them with ragas.
+
+Non-LLM metrics (context recall/precision against the reference contexts and ids, ROUGE against the ground
+truth) always run offline; LLM-judged metrics (faithfulness, response relevancy, LLM context recall) use
+a judge LLM, local or behind an OpenAI-compatible endpoint, under a bounded ``RunConfig``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from o1_rag.data import DataError, Document, load_corpus, load_qrels
+from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
+
+logger = logging.getLogger(__name__)
+
+ANSWER_PROMPT = (
+    "Answer the question using only the context. If the context does not contain the answer, say so.\n\n"
+    "Context:\n{context}\n\nQuestion: {question}"
+)
+
+
+@dataclass
+class QAItem:
+    """One question of a QA set."""
+
+    id: str
+    question: str
+    ground_truth: str
+    contexts: list[str]
+    context_ids: list[str] = field(default_factory=list)
+
+
+def load_qa(data_dir: str | Path, limit: int | None = None) -> list[QAItem]:
+    """Answerable questions of ``qa.jsonl``; reference ids come from ``qrels.tsv`` when present."""
+    path = Path(data_dir) / "qa.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (eval rag needs a QA set)")
+    qrels = load_qrels(data_dir) if (Path(data_dir) / "qrels.tsv").is_file() else {}
+    items: list[QAItem] = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            missing = [
+                k for k in ("id", "question", "ground_truth") if not isinstance(record.get(k), (str, int))
+            ]
+            if missing:
+                raise DataError(f"{path}:{lineno}: missing field '{missing[0]}'")
+            if record.get("answerable") is False or not str(record["ground_truth"]).strip():
+                continue
+            qid = str(record["id"])
+            ids = [d for d, rel in qrels.get(qid, {}).items() if rel > 0]
+            items.append(
+                QAItem(
+                    qid,
+                    str(record["question"]),
+                    str(record["ground_truth"]),
+                    list(record.get("contexts") or []),
+                    ids,
+                )
+            )
+    if limit is not None:
+        if limit <= 0:
+            raise ValueError(f"--limit must be > 0, got {limit}")
+        items = items[:limit]
+    if not items:
+        raise DataError(f"{path}: no answerable questions")
+    return items
+
+
+@dataclass
+class RAGResult:
+    """ragas scores per retriever."""
+
+    dataset: str
+    retrievers: list[str]
+    num_questions: int
+    k: int
+    scores: dict[str, dict[str, float]]  # retriever -> metric -> mean (NaN-free mean)
+    failed: dict[str, dict[str, int]]  # retriever -> metric -> samples the judge could not score
+    samples: dict[str, list[dict[str, Any]]]  # retriever -> per-question records
+    seconds: dict[str, float]
+    generator: str
+    judge: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def retrieve_contexts(
+    spec: str, corpus: list[Document], items: list[QAItem], k: int, settings: EvalSettings
+) -> list[list[Document]]:
+    """Top-``k`` documents per question. O1 retrievers go through the LangChain adapter when installed."""
+    by_id = {d.id: d for d in corpus}
+    queries = {item.id: item.question for item in items}
+    system = build_system(spec, settings)
+    if spec in {"o1", "o1-nothink"}:
+        try:
+            from langchain_o1rag import O1Retriever
+        except ImportError:
+            O1Retriever = None
+        if O1Retriever is not None:
+            embedder = settings.embedder(settings.model, settings.adapter)
+            collection = system.index(embedder, corpus)
+            retriever = O1Retriever(
+                embedder=embedder,
+                client=system.client(),
+                collection_name=collection.name,
+                k=k,
+                think=spec == "o1",
+                num_thoughts=settings.num_thoughts,
+                max_new_tokens=settings.max_new_tokens,
+                seed=settings.seed,
+            )
+            found = retriever.batch([item.question for item in items])
+            return [[by_id[doc.metadata["id"]] for doc in docs] for docs in found]
+    ranking = system.retrieve(corpus, queries, k)
+    return [[by_id[d] for d in list(ranking[item.id])[:k]] for item in items]
+
+
+def evaluate_rag(
+    data_dir: str | Path,
+    retrievers: str,
+    settings: EvalSettings | None = None,
+    k: int = 3,
+    limit: int | None = None,
+    generator: Any = None,
+    generator_name: str = "",
+    judge: Any = None,
+    judge_name: str | None = None,
+    judge_embeddings: Any = None,
+    timeout_s: int = 120,
+    workers: int = 1,
+) -> RAGResult:
+    """Retrieve, answer and score every question with each retriever.
+
+    ``generator`` and ``judge`` are LangChain LLMs (see ``o1_rag.evaluation.llms``); without a judge only
+    the non-LLM metrics run. ``workers`` bounds concurrent judge calls (1 suits a local judge).
+    """
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    from ragas import EvaluationDataset, SingleTurnSample, evaluate
+    from ragas.metrics import (
+        Faithfulness,
+        IDBasedContextPrecision,
+        IDBasedContextRecall,
+        LLMContextRecall,
+        NonLLMContextPrecisionWithReference,
+        NonLLMContextRecall,
+        ResponseRelevancy,
+        RougeScore,
+    )
+    from ragas.run_config import RunConfig
+
+    from o1_rag.evaluation.llms import chat_prompt, complete
+
+    if k <= 0:
+        raise ValueError(f"-k must be > 0, got {k}")
+    specs = parse_systems(retrievers)
+    settings = settings or EvalSettings()
+    settings.dataset = Path(data_dir).resolve().name
+    items = load_qa(data_dir, limit)
+    corpus = load_corpus(data_dir)
+    metrics: list[Any] = [
+        NonLLMContextRecall(),
+        NonLLMContextPrecisionWithReference(),
+        IDBasedContextRecall(),
+        IDBasedContextPrecision(),
+        RougeScore(),
+    ]
+    if judge is not None:
+        metrics += [Faithfulness(), ResponseRelevancy(), LLMContextRecall()]
+    run_config = RunConfig(timeout=timeout_s, max_retries=1, max_wait=2, max_workers=workers)
+    scores: dict[str, dict[str, float]] = {}
+    failed: dict[str, dict[str, int]] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    seconds: dict[str, float] = {}
+    for spec in specs:
+        start = time.perf_counter()
+        contexts = retrieve_contexts(spec, corpus, items, k, settings)
+        prompts = [
+            chat_prompt(
+                generator,
+                ANSWER_PROMPT.format(
+                    context="\n\n".join(d.full_text() for d in docs), question=item.question
+                ),
+            )
+            for item, docs in zip(items, contexts, strict=True)
+        ]
+        answers = complete(generator, prompts)
+        dataset = EvaluationDataset(
+            [
+                SingleTurnSample(
+                    user_input=item.question,
+                    response=answer,
+                    reference=item.ground_truth,
+                    retrieved_contexts=[d.full_text() for d in docs],
+                    reference_contexts=item.contexts or None,
+                    retrieved_context_ids=[d.id for d in docs],
+                    reference_context_ids=item.context_ids or None,
+                )
+                for item, docs, answer in zip(items, contexts, answers, strict=True)
+            ]
+        )
+        result = evaluate(
+            dataset,
+            metrics=metrics,
+            llm=judge,
+            embeddings=judge_embeddings,
+            run_config=run_config,
+            show_progress=False,
+            raise_exceptions=False,
+        )
+        frame = result.to_pandas()
+        columns = {  # ragas may decorate a column name, e.g. "rouge_score(mode=fmeasure)"
+            m.name: next(c for c in frame.columns if c == m.name or c.startswith(f"{m.name}("))
+            for m in metrics
+            if any(c == m.name or c.startswith(f"{m.name}(") for c in frame.columns)
+        }
+        names = list(columns)
+        scores[spec], failed[spec] = {}, {}
+        for name in names:
+            values = [float(v) for v in frame[columns[name]].tolist()]
+            ok = [v for v in values if not math.isnan(v)]
+            scores[spec][name] = sum(ok) / len(ok) if ok else float("nan")
+            failed[spec][name] = len(values) - len(ok)
+        samples[spec] = [
+            {
+                "id": item.id,
+                "question": item.question,
+                "answer": answer,
+                "context_ids": [d.id for d in docs],
+                **{name: float(frame[columns[name]].iloc[row]) for name in names},
+            }
+            for row, (item, docs, answer) in enumerate(zip(items, contexts, answers, strict=True))
+        ]
+        seconds[spec] = time.perf_counter() - start
+    return RAGResult(
+        settings.dataset, specs, len(items), k, scores, failed, samples, seconds, generator_name, judge_name
+    )

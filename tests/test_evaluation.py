@@ -1,0 +1,146 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from o1_rag.cli import app
+from o1_rag.data import DataError
+from o1_rag.evaluation.ir import load_collection, score_runs
+from o1_rag.evaluation.report import write_folder
+from o1_rag.evaluation.systems import (
+    BM25System,
+    DenseSystem,
+    EvalSettings,
+    HydeSystem,
+    O1System,
+    UnknownSystemError,
+    build_system,
+    parse_systems,
+)
+
+
+def test_metrics_match_hand_computation() -> None:
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}}
+    run_a = {"q1": {"d1": 3.0, "x": 2.0}, "q2": {"x": 3.0, "d2": 2.0}, "q3": {"x": 1.0}}
+    run_b = {"q1": {"x": 3.0, "d1": 2.0}, "q2": {"d2": 1.0}, "q3": {"d3": 1.0}}
+    scores, per_query, p_values, wtl = score_runs(qrels, {"a": run_a, "b": run_b}, baseline="a")
+    inv = 1 / math.log2(3)
+    assert per_query["a"]["ndcg@10"] == pytest.approx({"q1": 1.0, "q2": inv, "q3": 0.0})
+    assert scores["a"]["ndcg@10"] == pytest.approx((1 + inv) / 3)
+    assert scores["a"]["mrr@10"] == pytest.approx(0.5)
+    assert scores["a"]["recall@100"] == pytest.approx(2 / 3)
+    assert scores["b"]["mrr@10"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert wtl["b"]["ndcg@10"] == {"W": 2, "T": 0, "L": 1}
+    assert 0.0 < p_values["b"]["ndcg@10"] <= 1.0 and "a" not in p_values
+
+
+def test_system_registry() -> None:
+    settings = EvalSettings()
+    assert isinstance(build_system("bm25", settings), BM25System)
+    assert isinstance(build_system("o1", settings), O1System) and build_system("o1", settings).think
+    assert not build_system("o1-nothink", settings).think
+    assert parse_systems(" bm25, o1 ,dense:some/model") == ["bm25", "o1", "dense:some/model"]
+    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x"]:
+        with pytest.raises(UnknownSystemError):
+            parse_systems(bad)
+    assert issubclass(HydeSystem, DenseSystem)
+
+
+def test_bm25_ranks_the_matching_documents(tiny_corpus: Path) -> None:
+    corpus, _, _ = load_collection(tiny_corpus)
+    ranking = BM25System().retrieve(corpus, {"q": "aspirin study"}, k=5)
+    top = list(ranking["q"])
+    assert len(top) == 5 and all(doc in {f"d{i}" for i in range(0, 40, 8)} for doc in top)
+
+
+def test_dense_with_the_bundled_minilm(tiny_corpus: Path) -> None:
+    corpus, _, _ = load_collection(tiny_corpus)
+    system = DenseSystem("all-minilm-l6-v2", EvalSettings(device="cpu"))
+    ranking = system.retrieve(corpus, {"q": "coffee"}, k=3)
+    assert all(corpus[int(d[1:])].title.startswith("coffee") for d in ranking["q"])
+    again = system.retrieve(corpus, {"q": "coffee"}, k=3)  # cached corpus vectors give the same ranking
+    assert list(again["q"]) == list(ranking["q"])
+
+
+def test_collection_errors(tiny_corpus: Path) -> None:
+    (tiny_corpus / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tnope\t1\n")
+    with pytest.raises(DataError, match="document ids not in corpus.jsonl"):
+        load_collection(tiny_corpus)
+    (tiny_corpus / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td1\t1\n")
+    with pytest.raises(DataError, match="query ids not in queries.jsonl"):
+        load_collection(tiny_corpus)
+    (tiny_corpus / "queries.jsonl").unlink()
+    with pytest.raises(DataError, match="queries.jsonl: file not found"):
+        load_collection(tiny_corpus)
+
+
+def test_report_folder_is_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "report"
+
+    def good(folder: Path) -> None:
+        (folder / "report.md").write_text("v1")
+
+    def broken(folder: Path) -> None:
+        (folder / "report.md").write_text("half")
+        raise RuntimeError("crash while writing")
+
+    with pytest.raises(RuntimeError):
+        write_folder(target, broken)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    write_folder(target, good)
+    with pytest.raises(RuntimeError):
+        write_folder(target, broken)
+    assert (target / "report.md").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_cli_eval_ir_end_to_end(tiny_corpus: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "ir",
+            str(tiny_corpus),
+            "--systems",
+            "bm25,o1-nothink,o1",
+            "--model",
+            str(tiny_model_dir),
+            "--max-new-tokens",
+            "4",
+            "-n",
+            "2",
+            "--db",
+            str(tmp_path / "db"),
+            "-o",
+            str(out),
+            "--exact",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["systems"] == ["bm25", "o1-nothink", "o1"] and data["num_queries"] == 1
+    assert set(data["scores"]["o1"]) == {"ndcg@10", "recall@100", "mrr@10"}
+    assert len(data["examples"]["o1"]["q1"]) == 2
+    assert (out / "metrics.png").stat().st_size > 0 and (out / "win_loss.png").stat().st_size > 0
+    assert "o1rag eval ir" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--systems", "bm25,nope"], "unknown system 'nope'"),
+        (["--systems", "bm25", "--baseline", "dense"], "baseline 'dense' is not among"),
+        (["--systems", "bm25", "--limit-queries", "0"], "--limit-queries must be > 0"),
+    ],
+)
+def test_cli_eval_ir_bad_input(tiny_corpus: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(
+        app, ["eval", "ir", str(tiny_corpus), *args, "-o", str(out)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not out.exists()
