@@ -40,7 +40,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 bench: install
-	$(PY) evals/benchmarks/core.py
+	$(O1RAG) bench --data $(DATA)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -495,6 +495,47 @@ def eval_rag(
     _run(verbose, body)
 
 
+@app.command()
+def bench(
+    suites: Annotated[
+        str, typer.Option("--suites", help="Comma-separated: core, langchain.")
+    ] = "core,langchain",
+    data: Annotated[
+        Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")
+    ] = None,
+    docs: Annotated[int, typer.Option("--docs", help="Documents to index.")] = 48,
+    max_new_tokens: MaxNewOpt = 32,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Speed benchmarks, printed as ratios against baselines measured in the same run."""
+
+    def body() -> None:
+        from o1_rag.evaluation.bench import run_bench
+
+        if docs <= 0:
+            raise ValueError(f"--docs must be > 0, got {docs}")
+        title, rows = run_bench(
+            [s.strip() for s in suites.split(",") if s.strip()],
+            data,
+            model,
+            adapter,
+            docs,
+            max_new_tokens,
+            device,
+        )
+        table = Table(title=title, title_justify="left")
+        for column in ("measure", "o1-rag", "baseline", "ratio", "target"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row.measure, row.value, row.baseline, row.ratio, row.target)
+        out.print(table)
+
+    _run(verbose, body)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

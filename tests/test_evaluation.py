@@ -144,3 +144,17 @@ def test_cli_eval_ir_bad_input(tiny_corpus: Path, tmp_path: Path, args: list[str
     )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
+    """The benchmark code path works end to end (its numbers are for idle machines, not asserted here)."""
+    result = CliRunner().invoke(
+        app,
+        ["bench", "--model", str(tiny_model_dir), "--docs", "8", "--max-new-tokens", "2", "--device", "cpu"],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    for measure in ("index docs/s", "think 32 queries", "warm cache", "batched query", "concurrent ainvoke"):
+        assert measure in result.output
+    bad = CliRunner().invoke(app, ["bench", "--suites", "gpu", "--model", str(tiny_model_dir)])
+    assert bad.exit_code == 1 and "unknown benchmark suite 'gpu'" in bad.output

@@ -1,0 +1,253 @@
+"""``o1rag bench``: speed of the runtime, as ratios against baselines measured in the same run.
+
+Suites:
+- ``core``: indexing docs/s against a bare transformers forward loop; batched ``think`` against single
+  ``generate`` calls; query latency p50/p95 without thinking (the plain-embedding baseline), thinking
+  (cache off), thinking with a warm cache; batched query throughput.
+- ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from o1_rag.data import Document, load_corpus, load_queries
+from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.pooling import last_token_pool
+from o1_rag.search import search
+from o1_rag.store import O1Collection, index_documents, open_client
+
+TOPICS = ["aspirin", "insulin", "vitamin d", "sleep", "coffee", "exercise", "statins", "smoking"]
+
+
+@dataclass
+class Row:
+    """One line of the benchmark table."""
+
+    measure: str
+    value: str
+    baseline: str
+    ratio: str
+    target: str = ""
+
+
+def bench_texts(data: Path | None, n_docs: int, n_queries: int) -> tuple[list[Document], list[str]]:
+    """Documents and queries from a BEIR folder, or generated ones when none is given."""
+    if data is not None and Path(data).is_dir():
+        return load_corpus(data)[:n_docs], list(load_queries(data).values())[:n_queries]
+    docs = [
+        Document(f"d{i}", f"{TOPICS[i % 8]} {i}", f"A study of {TOPICS[i % 8]} and health. " * (4 + i % 20))
+        for i in range(n_docs)
+    ]
+    return docs, [f"does {TOPICS[i % 8]} affect outcome {i}?" for i in range(n_queries)]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _pcts(samples: list[float]) -> tuple[float, float]:
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
+
+
+def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) -> float:
+    """Plain transformers: tokenize with truncation, forward the decoder, pool the last token."""
+    tok = emb.tokenizer
+    side, tok.padding_side = tok.padding_side, "right"
+    try:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                batch = tok(
+                    texts[i : i + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=emb.format.max_document_tokens + 1,
+                    return_tensors="pt",
+                ).to(emb.device)
+                hidden = emb.model.get_decoder()(**batch).last_hidden_state
+                torch.nn.functional.normalize(last_token_pool(hidden, batch["attention_mask"]), dim=-1)
+        return len(texts) / (time.perf_counter() - start)
+    finally:
+        tok.padding_side = side
+
+
+def bench_core(
+    emb: O1Embedder,
+    docs: list[Document],
+    queries: list[str],
+    workdir: Path,
+    max_new_tokens: int = 32,
+    probes: int = 5,
+) -> list[Row]:
+    """The core suite (see the module docstring)."""
+    rows: list[Row] = []
+    texts = [d.full_text() for d in docs]
+    emb.embed_documents(texts[: emb.batch_size])  # warm-up
+    baseline = bare_forward_docs_per_s(emb, texts, emb.batch_size)
+    col = O1Collection.create_or_open(open_client(workdir / "db"), "bench", emb.fingerprint, emb.dim)
+    report = index_documents(emb, col, docs, batch_size=emb.batch_size)
+    rows.append(
+        Row(
+            "index docs/s (embed + Chroma upsert)",
+            f"{report.docs_per_second:.2f}",
+            f"{baseline:.2f} bare forward",
+            f"{report.docs_per_second / baseline:.2f}",
+            ">= 0.9",
+        )
+    )
+
+    params = ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0)
+    batched = _timed(
+        lambda: emb.think(
+            queries[:32],
+            num_thoughts=3,
+            max_new_tokens=max_new_tokens,
+            seed=0,
+            batch_size=32,
+            use_cache=False,
+        )
+    )
+
+    def singles() -> None:
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            for q in queries[:32]:
+                ids = torch.tensor([emb._prompt_ids(q)], device=emb.device)
+                for _ in range(3):
+                    emb.model.generate(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        do_sample=True,
+                        temperature=0.1,
+                        top_p=0.9,
+                        max_new_tokens=max_new_tokens,
+                        pad_token_id=emb.pad_id,
+                        eos_token_id=[emb.tokenizer.eos_token_id],
+                    )
+
+    single = _timed(singles)
+    rows.append(
+        Row(
+            f"think {len(queries[:32])} queries x 3 thoughts, batched",
+            f"{batched:.1f} s",
+            f"{single:.1f} s in single generate calls",
+            f"{single / batched:.1f}x faster",
+            ">= 4x",
+        )
+    )
+
+    probe = queries[:probes]
+    nothink = [_timed(lambda q=q: search(emb, col, [q], k=10, think=False)) for q in probe]
+    cold = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params, use_cache=False)) for q in probe]
+    for q in probe:
+        search(emb, col, [q], k=10, params=params)  # fill the cache
+    warm = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params)) for q in probe for _ in range(3)]
+    n50, n95 = _pcts(nothink)
+    for label, samples, target in (("think, cache off", cold, ""), ("think, warm cache", warm, "<= 1.5x")):
+        p50, p95 = _pcts(samples)
+        rows.append(
+            Row(
+                f"search latency p50/p95: {label}",
+                f"{p50 * 1000:.0f}/{p95 * 1000:.0f} ms",
+                f"{n50 * 1000:.0f}/{n95 * 1000:.0f} ms no-think",
+                f"{p50 / n50:.2f}x",
+                target,
+            )
+        )
+
+    batch = queries[:32]
+    t_plain = _timed(lambda: emb.embed_queries(batch, think=False))
+    t_think = _timed(lambda: emb.think_and_embed(batch, params, use_cache=False))
+    rows.append(
+        Row(
+            f"batched query embedding, {len(batch)} queries",
+            f"{len(batch) / t_think:.2f} q/s thinking",
+            f"{len(batch) / t_plain:.2f} q/s no-think",
+            f"{t_think / t_plain:.1f}x slower",
+        )
+    )
+    return rows
+
+
+def bench_langchain(
+    emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path, max_new_tokens: int = 32
+) -> list[Row]:
+    """16 concurrent ``ainvoke`` against 16 sequential ``invoke`` of ``O1Retriever`` (thought cache off)."""
+    from langchain_o1rag import O1Retriever
+
+    col = O1Collection.create_or_open(open_client(workdir / "db"), "bench", emb.fingerprint, emb.dim)
+    index_documents(emb, col, docs, batch_size=emb.batch_size)
+    emb.generation_batch_size = max(emb.generation_batch_size, 48)
+    retriever = O1Retriever(
+        embedder=emb,
+        collection_name="bench",
+        persist_directory=str(workdir / "db"),
+        k=5,
+        max_new_tokens=max_new_tokens,
+        use_cache=False,
+        seed=0,
+        batch_window_ms=50,
+        max_batch=16,
+    )
+    sequential = _timed(lambda: [retriever.invoke(q) for q in queries[:16]])
+
+    async def gather() -> None:
+        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[16:32]))
+
+    calls = emb.generate_calls
+    concurrent = _timed(lambda: asyncio.run(gather()))
+    return [
+        Row(
+            f"16 concurrent ainvoke ({emb.generate_calls - calls} generate calls)",
+            f"{concurrent:.1f} s",
+            f"{sequential:.1f} s for 16 sequential invoke",
+            f"{concurrent / sequential:.2f}",
+            "<= 0.5",
+        )
+    ]
+
+
+def run_bench(
+    suites: list[str],
+    data: Path | None,
+    model: str,
+    adapter: str | None,
+    n_docs: int,
+    max_new_tokens: int,
+    device: str = "auto",
+) -> tuple[str, list[Row]]:
+    """Run the named suites; return a title and the rows."""
+    unknown = sorted(set(suites) - {"core", "langchain"})
+    if unknown:
+        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, langchain")
+    workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
+    emb = O1Embedder.from_pretrained(model, adapter, device=device, cache=workdir / "thoughts.sqlite")
+    docs, queries = bench_texts(data, n_docs, 32)
+    if len(queries) < 32:
+        raise ValueError(f"the benchmark needs 32 queries, {data} has {len(queries)}")
+    rows: list[Row] = []
+    if "core" in suites:
+        rows += bench_core(emb, docs, queries, workdir, max_new_tokens)
+    if "langchain" in suites:
+        rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
+    device_name = (
+        torch.cuda.get_device_name(0)
+        if emb.device.type == "cuda"
+        else (f"CPU, {torch.get_num_threads()} threads")
+    )
+    title = (
+        f"o1rag bench: {emb.describe()}, {len(docs)} docs, {max_new_tokens} new tokens per thought, "
+        f"{device_name}"
+    )
+    return title, rows
