@@ -56,6 +56,8 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)]
     )
     logging.getLogger("o1_rag").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("bm25s", "httpx", "chromadb", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         import transformers
 
@@ -82,6 +84,28 @@ def _run(verbose: bool, body: Callable[[], T]) -> T:
     _setup_logging(verbose)
     with _user_errors():
         return body()
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display; yields ``update(label, done, total)`` (one bar per label)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield update
 
 
 def _embedder(model: str, adapter: str | None, device: str, no_cache: bool) -> Any:
