@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from o1_rag.cache import ThoughtCache
+from o1_rag.generation import generate_texts, pad_sequences
 from o1_rag.models import DEFAULT_MODEL, LoadedModel, load_model
 from o1_rag.pooling import POOLING, gather_positions, marker_positions
 from o1_rag.prompts import PROMPT_FORMAT_VERSION, THINK_MODES, O1Format
@@ -251,52 +252,35 @@ class O1Embedder:
         return self.format.chat_think_prompt(query)
 
     def _generate(self, queries: list[str], params: ThinkParams, batch_size: int) -> dict[str, list[str]]:
-        prompts = [
-            (qi, self._prompt_ids(q)) for qi, q in enumerate(queries) for _ in range(params.num_thoughts)
-        ]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i][1]))
-        outputs: list[str] = [""] * len(prompts)
+        owners = [q for q in queries for _ in range(params.num_thoughts)]
+        prompts = [self._prompt_ids(q) for q in owners]
         stop_ids = list(dict.fromkeys([int(self.tokenizer.eos_token_id), self.format.emb_id]))
-        sample = params.temperature > 0
-        extra: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p} if sample else {}
-        rng = torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
-        with self._lock, rng, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                input_ids, mask = self._pad([prompts[i][1] for i in chunk], side="left")
-                out = self.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    do_sample=sample,
-                    max_new_tokens=params.max_new_tokens,
-                    eos_token_id=stop_ids,
-                    pad_token_id=self.pad_id,
-                    **extra,
-                )
-                self.generate_calls += 1
-                new = out[:, input_ids.shape[1] :]
-                for row, idx in enumerate(chunk):
-                    outputs[idx] = self.tokenizer.decode(new[row], skip_special_tokens=True).strip()
+
+        def counted() -> None:
+            self.generate_calls += 1
+
+        with self._lock:
+            texts = generate_texts(
+                self.model,
+                self.tokenizer,
+                prompts,
+                max_new_tokens=params.max_new_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                seed=params.seed,
+                batch_size=batch_size,
+                stop_ids=stop_ids,
+                pad_id=self.pad_id,
+                on_call=counted,
+            )
         result: dict[str, list[str]] = {q: [] for q in queries}
-        for (qi, _), text in zip(prompts, outputs, strict=True):
-            result[queries[qi]].append(text)
+        for query, text in zip(owners, texts, strict=True):
+            result[query].append(text)
         return result
 
     # ------------------------------------------------------------------ embedding
     def _pad(self, sequences: list[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            if side == "left":
-                ids[row, width - len(seq) :] = torch.tensor(seq)
-                mask[row, width - len(seq) :] = 1
-            else:
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return pad_sequences(sequences, self.pad_id, side, self.device)
 
     def _encode(
         self, sequences: list[list[int]], batch_size: int, progress: Callable[[int], None] | None = None
