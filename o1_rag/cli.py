@@ -520,6 +520,88 @@ def eval_rag(
 
 
 @app.command()
+def synth(
+    source: Annotated[
+        Path, typer.Argument(help="BEIR folder (queries + qrels + corpus) or jsonl of {query, positive}.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="jsonl to write (appended; resumable).")],
+    queries_file: Annotated[
+        str, typer.Option("--queries-file", help="Queries file in a BEIR folder.")
+    ] = "queries.jsonl",
+    qrels_file: Annotated[
+        str, typer.Option("--qrels-file", help="Judgements file in a BEIR folder.")
+    ] = "qrels.tsv",
+    expert: Annotated[
+        str, typer.Option("--expert", help="Local expert model (alias, folder, HF id).")
+    ] = DEFAULT_MODEL,
+    expert_url: Annotated[
+        str | None, typer.Option("--expert-url", help="OpenAI-compatible base URL.")
+    ] = None,
+    expert_model: Annotated[
+        str, typer.Option("--expert-model", help="Model name at --expert-url.")
+    ] = "default",
+    candidates: Annotated[int, typer.Option("-k", "--candidates", help="Candidate thoughts per query.")] = 3,
+    dense: Annotated[
+        list[str] | None, typer.Option("--dense", help="Dense committee member (repeatable).")
+    ] = None,
+    no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Leave BM25 out of the committee.")] = False,
+    rule: Annotated[str, typer.Option("--vote", help="soft (sum of softmaxes) or hard (majority).")] = "soft",
+    negatives: Annotated[int, typer.Option("--negatives", help="Hard negatives per query (BM25).")] = 7,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N queries.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per candidate.")] = 128,
+    temperature: Annotated[float, typer.Option("--temperature", help="Expert sampling temperature.")] = 0.7,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for examples and sampling.")] = 0,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Draft candidate thoughts with an expert LLM and keep the one a retrieval committee votes for."""
+
+    def body() -> None:
+        from o1_rag.synthesis.committee import BM25Member, DenseMember
+        from o1_rag.synthesis.expert import EndpointExpert, LocalExpert
+        from o1_rag.synthesis.pipeline import load_training_queries, synthesize
+
+        if rule not in ("soft", "hard"):
+            raise ValueError(f"--vote must be soft or hard, got '{rule}'")
+        if limit is not None and limit <= 0:
+            raise ValueError(f"--limit must be > 0, got {limit}")
+        items, corpus = load_training_queries(source, queries_file, qrels_file)
+        items = items[:limit]
+        members: list[Any] = [
+            DenseMember(m, None if device == "auto" else device) for m in (dense or ["all-minilm-l6-v2"])
+        ]
+        bm25 = BM25Member(corpus)
+        if not no_bm25:
+            members.append(bm25)
+        drafter = (
+            EndpointExpert(expert_url, expert_model, max_new_tokens, temperature)
+            if expert_url
+            else LocalExpert(expert, device, max_new_tokens, temperature)
+        )
+        with _progress() as progress:
+            written = synthesize(
+                items,
+                corpus,
+                drafter,
+                members,
+                output,
+                k=candidates,
+                rule=rule,
+                num_negatives=negatives,
+                seed=seed,
+                bm25=bm25,
+                progress=lambda done, total: progress("synthesizing", done, total),
+            )
+        out.print(
+            f"{output}: {written} new records ({len(items)} queries; committee: "
+            f"{', '.join(m.name for m in members)})",
+            highlight=False,
+        )
+
+    _run(verbose, body)
+
+
+@app.command()
 def bench(
     suites: Annotated[
         str, typer.Option("--suites", help="Comma-separated: core, langchain.")

@@ -1,0 +1,117 @@
+"""The retrieval committee: dense encoders and BM25 score candidate thoughts against the known positive.
+
+Each member scores every candidate (query + thought, used as a search query) against the positive
+passage; scores are turned into a softmax over the candidates per member. Soft vote: the member softmaxes
+are summed and the argmax wins (the paper's rule). Hard vote: each member votes for its own argmax; the
+majority wins and the soft sum breaks ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from o1_rag.data import Document
+
+
+class Member(Protocol):
+    """A committee member: scores (query + candidate) texts against one positive document."""
+
+    name: str
+
+    def score(self, queries: Sequence[str], positive: Document) -> np.ndarray: ...
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Numerically stable softmax of a 1-D array."""
+    z = (np.asarray(scores, dtype=np.float64) - np.max(scores)) / temperature
+    e = np.exp(z)
+    return e / e.sum()
+
+
+@dataclass
+class Vote:
+    """The outcome for one query: the winning candidate and every member's softmax over the candidates."""
+
+    winner: int
+    votes: dict[str, list[float]]  # member -> softmax over candidates
+    teacher: list[float]  # normalised summed softmax: soft teacher labels for distillation
+
+
+def vote(member_scores: dict[str, np.ndarray], rule: str = "soft", temperature: float = 1.0) -> Vote:
+    """Combine members' raw scores over the same candidates into a decision."""
+    if rule not in ("soft", "hard"):
+        raise ValueError(f"vote rule must be 'soft' or 'hard', got '{rule}'")
+    if not member_scores:
+        raise ValueError("the committee has no members")
+    probs = {name: softmax(s, temperature) for name, s in member_scores.items()}
+    total = np.sum(list(probs.values()), axis=0)
+    if rule == "soft":
+        winner = int(np.argmax(total))
+    else:
+        ballots = np.bincount([int(np.argmax(p)) for p in probs.values()], minlength=len(total))
+        leaders = np.flatnonzero(ballots == ballots.max())
+        winner = int(leaders[np.argmax(total[leaders])])
+    return Vote(
+        winner,
+        {n: [round(float(v), 6) for v in p] for n, p in probs.items()},
+        [round(float(v), 6) for v in total / total.sum()],
+    )
+
+
+class DenseMember:
+    """A sentence-transformers encoder: cosine similarity of each query to the positive passage."""
+
+    def __init__(self, model: str, device: str | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from o1_rag.evaluation.systems import resolve_dense_model
+
+        self.name = f"dense:{model}"
+        self.model = SentenceTransformer(resolve_dense_model(model), device=device)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(
+            list(texts),
+            batch_size=32,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
+        return self.encode(queries) @ self.encode([positive.full_text()])[0]
+
+
+class BM25Member:
+    """BM25 over the training corpus: the score the positive passage gets for each query."""
+
+    name = "bm25"
+
+    def __init__(self, corpus: Sequence[Document]) -> None:
+        import bm25s
+        import Stemmer
+
+        self._bm25s = bm25s
+        self.stemmer = Stemmer.Stemmer("english")
+        self.index = {d.id: i for i, d in enumerate(corpus)}
+        self.retriever = bm25s.BM25(method="lucene")
+        self.retriever.index(self._tokenize([d.full_text() for d in corpus]), show_progress=False)
+
+    def _tokenize(self, texts: Sequence[str]) -> Any:
+        return self._bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
+        )
+
+    def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
+        row = self.index[positive.id]
+        return np.array([float(self.retriever.get_scores(tokens)[row]) for tokens in self._tokenize(queries)])
+
+    def top_k(self, query: str, k: int, exclude: set[str], ids: Sequence[str]) -> list[str]:
+        """Ids of the best-scoring documents for ``query``, skipping ``exclude``."""
+        scores = self.retriever.get_scores(self._tokenize([query])[0])
+        order = np.argsort(-scores)
+        return [ids[i] for i in order[: k + len(exclude)] if ids[i] not in exclude][:k]

@@ -1,0 +1,173 @@
+"""``o1rag synth``: training queries with known positives -> jsonl of voted thoughts and hard negatives.
+
+Each output line: ``{query_id, query, thought, positives, negatives, votes, candidates, teacher,
+positive_ids, negative_ids}``. The file is append-only and resumable: finished query ids are skipped
+after a kill, and a half-written last line is cut away before appending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from o1_rag.data import DataError, Document, load_corpus, load_qrels, load_queries
+from o1_rag.synthesis.committee import BM25Member, Member, vote
+from o1_rag.synthesis.expert import Expert, expert_prompt, pick_examples
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingQuery:
+    """A query with its positive documents."""
+
+    id: str
+    text: str
+    positives: list[Document]
+
+
+def load_training_queries(
+    source: str | Path,
+    queries_file: str = "queries.jsonl",
+    qrels_file: str = "qrels.tsv",
+) -> tuple[list[TrainingQuery], list[Document]]:
+    """From a BEIR folder (queries + qrels + corpus) or a jsonl of ``{query, positive}`` records."""
+    path = Path(source)
+    if path.is_file():
+        items, corpus = [], []
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict) or not all(
+                    isinstance(record.get(k), str) for k in ("query", "positive")
+                ):
+                    raise DataError(f'{path}:{lineno}: expected {{"query": str, "positive": str}}')
+                doc = Document(f"p{lineno}", "", record["positive"])
+                corpus.append(doc)
+                items.append(TrainingQuery(str(record.get("id", lineno)), record["query"], [doc]))
+        if not items:
+            raise DataError(f"{path}: no records")
+        return items, corpus
+    corpus = load_corpus(path)
+    by_id = {d.id: d for d in corpus}
+    queries = load_queries(path, queries_file)
+    qrels = load_qrels(path, qrels_file)
+    items = []
+    for qid, rels in qrels.items():
+        if qid not in queries:
+            raise DataError(f"{path / qrels_file}: query id '{qid}' not in {queries_file}")
+        missing = [d for d in rels if d not in by_id]
+        if missing:
+            raise DataError(f"{path / qrels_file}: document id '{missing[0]}' not in corpus.jsonl")
+        positives = [by_id[d] for d, r in rels.items() if r > 0]
+        if positives:
+            items.append(TrainingQuery(qid, queries[qid], positives))
+    if not items:
+        raise DataError(f"{path / qrels_file}: no query with a positive document")
+    return items, corpus
+
+
+def finished_ids(output: Path) -> set[str]:
+    """Query ids already in ``output``; a torn last line (a kill mid-write) is removed first."""
+    if not output.exists():
+        return set()
+    data = output.read_bytes()
+    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        logger.warning("%s: removing a half-written last line", output)
+        with open(output, "r+b") as handle:
+            handle.truncate(len(keep))
+    done = set()
+    for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
+        try:
+            done.add(str(json.loads(line)["query_id"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{output}:{lineno}: not a synthesis record; use another --output") from None
+    return done
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def synthesize(
+    items: Sequence[TrainingQuery],
+    corpus: Sequence[Document],
+    expert: Expert,
+    members: Sequence[Member],
+    output: Path,
+    *,
+    k: int = 3,
+    rule: str = "soft",
+    num_negatives: int = 7,
+    num_examples: int = 3,
+    chunk: int = 16,
+    seed: int = 0,
+    bm25: BM25Member | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write one voted record per query to ``output`` (appending; finished ids skipped). Returns how many
+    were written in this run."""
+    if k < 2:
+        raise ValueError(f"k (candidates per query) must be >= 2 for a vote, got {k}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = finished_ids(output)
+    todo = [item for item in items if item.id not in done]
+    pool = [(item.text, item.positives[0].full_text()) for item in items]
+    ids = [d.id for d in corpus]
+    by_id = {d.id: d for d in corpus}
+    bm25 = bm25 or next((m for m in members if isinstance(m, BM25Member)), None) or BM25Member(corpus)
+    written = 0
+    if progress:
+        progress(0, len(todo))
+    for part in _chunks(todo, chunk):
+        prompts = []
+        for item in part:
+            rng = random.Random(f"{seed}:{item.id}")
+            prompts.append(expert_prompt(item.text, pick_examples(pool, item.text, num_examples, rng)))
+        drafts = expert.draft(prompts, k, seed)
+        lines = []
+        for item, candidates in zip(part, drafts, strict=True):
+            texts = [f"{item.text} {c}" for c in candidates]
+            outcome = vote({m.name: m.score(texts, item.positives[0]) for m in members}, rule)
+            exclude = {d.id for d in item.positives}
+            negative_ids = bm25.top_k(
+                f"{item.text} {candidates[outcome.winner]}", num_negatives, exclude, ids
+            )
+            lines.append(
+                json.dumps(
+                    {
+                        "query_id": item.id,
+                        "query": item.text,
+                        "thought": candidates[outcome.winner],
+                        "positives": [d.full_text() for d in item.positives],
+                        "negatives": [by_id[d].full_text() for d in negative_ids],
+                        "votes": outcome.votes,
+                        "teacher": outcome.teacher,
+                        "candidates": list(candidates),
+                        "positive_ids": [d.id for d in item.positives],
+                        "negative_ids": negative_ids,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        written += len(lines)
+        if progress:
+            progress(written, len(todo))
+    return written
