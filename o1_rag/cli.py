@@ -602,6 +602,32 @@ def synth(
 
 
 @app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    output_dir: Annotated[
+        str | None, typer.Option("--output-dir", help="Override [training] output_dir.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Override [training] max_steps.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Override [training] device.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."""
+
+    def body() -> None:
+        from o1_rag.training.recipe import load_recipe
+        from o1_rag.training.recipe import train as run
+
+        recipe = load_recipe(config, {"output_dir": output_dir, "max_steps": max_steps, "device": device})
+        folder = run(recipe, resume=resume)
+        out.print(f"adapter saved to {folder}; use it with --adapter {folder}", highlight=False)
+
+    _run(verbose, body)
+
+
+@app.command()
 def bench(
     suites: Annotated[
         str, typer.Option("--suites", help="Comma-separated: core, langchain.")

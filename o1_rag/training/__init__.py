@@ -1,0 +1,1 @@
+"""Joint training: behaviour cloning of thoughts (LM loss) + contrastive embedding (InfoNCE), one forward."""

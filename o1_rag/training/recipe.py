@@ -1,0 +1,251 @@
+"""Training recipes (TOML) and the training run behind ``o1rag train``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from o1_rag.errors import O1RagError
+
+logger = logging.getLogger(__name__)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class RecipeError(O1RagError):
+    """A recipe file is missing, malformed or names unknown settings."""
+
+
+@dataclass
+class Recipe:
+    """Everything a training run needs; each TOML section maps to a group of these fields."""
+
+    # [model]
+    base: str = "smollm2-135m-instruct"
+    # [data]
+    train_files: list[str] = field(default_factory=list)
+    group_size: int = 8
+    max_query_tokens: int = 32
+    max_thought_tokens: int = 224
+    max_document_tokens: int = 192
+    # [lora]
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.1
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    # [loss]
+    temperature: float = 0.02
+    lam: float = 0.8
+    vq_share: float = 0.1
+    kl_weight: float = 0.0
+    # [training]
+    output_dir: str = "runs/o1"
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    warmup_ratio: float = 0.05
+    logging_steps: int = 10
+    save_steps: int = 100
+    save_total_limit: int = 2
+    gradient_checkpointing: bool = True
+    bf16: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    deepspeed: str = ""  # a DeepSpeed config json (ZeRO) for multi-GPU runs
+
+
+SECTIONS = ("model", "data", "lora", "loss", "training")
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a TOML recipe; unknown keys are errors (a typo must not be silently ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(Recipe)}
+    values: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(SECTIONS)})")
+        for key, value in table.items():
+            if key not in known:
+                raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
+            values[key] = value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    recipe = Recipe(**values)
+    base_dir = path.parent
+    recipe.train_files = [str(p if Path(p).is_absolute() else (base_dir / p)) for p in recipe.train_files]
+    if not recipe.train_files:
+        raise RecipeError(f"{path}: [data] train_files is empty")
+    if recipe.group_size < 1 or recipe.batch_size < 1:
+        raise RecipeError(f"{path}: group_size and batch_size must be >= 1")
+    return recipe
+
+
+def build_model(recipe: Recipe) -> tuple[Any, Any]:
+    """Base model with the O1 markers, wrapped with LoRA; only LoRA weights and the marker rows train."""
+    from peft import LoraConfig, get_peft_model
+
+    from o1_rag.models import load_model
+    from o1_rag.prompts import O1_TOKENS
+
+    loaded = load_model(recipe.base, device=recipe.device, dtype="float32")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    marker_ids = [int(tokenizer.convert_tokens_to_ids(t)) for t in O1_TOKENS]
+    config = LoraConfig(
+        r=recipe.r,
+        lora_alpha=recipe.alpha,
+        lora_dropout=recipe.dropout,
+        target_modules=recipe.target_modules,
+        trainable_token_indices=marker_ids,
+        task_type="CAUSAL_LM",
+    )
+    model.train()
+    return get_peft_model(model, config), tokenizer
+
+
+def model_card(recipe: Recipe, examples: int, history: list[dict[str, Any]], seconds: float) -> str:
+    """README of a trained adapter: what it was trained on, with which losses, and how it went."""
+    last = next((h for h in reversed(history) if "loss" in h), {})
+    return (
+        f"# O1 adapter for `{recipe.base}`\n\n"
+        "Trained with o1-rag (`o1rag train`): joint behaviour cloning of thoughts (LM loss) and "
+        f"contrastive embedding (InfoNCE, temperature {recipe.temperature}, lambda {recipe.lam}, "
+        f"{recipe.vq_share:.0%} of samples contrast the query-only embedding, "
+        f"KL weight {recipe.kl_weight}).\n\n"
+        f"- training data: {', '.join(Path(p).name for p in recipe.train_files)} ({examples} examples), "
+        f"group size {recipe.group_size}\n"
+        f"- LoRA r={recipe.r}, alpha={recipe.alpha}, dropout={recipe.dropout} on "
+        f"{', '.join(recipe.target_modules)}; "
+        "the O1 marker embeddings are trained as trainable tokens\n"
+        f"- {recipe.epochs} epoch(s), lr {recipe.learning_rate}, batch {recipe.batch_size} x "
+        f"{recipe.gradient_accumulation}, {seconds / 60:.1f} minutes\n"
+        f"- last logged losses: {json.dumps({k: v for k, v in last.items() if k.startswith('loss')})}\n\n"
+        'Use: `o1rag search "..." --collection NAME --adapter THIS_FOLDER` (index with the same adapter).\n'
+    )
+
+
+def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
+    """The ``O1Trainer`` for a recipe, its tokenizer, and the number of training examples."""
+    import inspect
+
+    import torch
+    from transformers import TrainingArguments
+
+    from o1_rag.models import pick_device
+    from o1_rag.prompts import O1Format
+    from o1_rag.training.data import O1Collator, load_examples
+    from o1_rag.training.trainer import O1LossConfig, O1Trainer
+
+    output = Path(recipe.output_dir)
+    examples = load_examples(recipe.train_files)
+    model, tokenizer = build_model(recipe)
+    fmt = O1Format(tokenizer, recipe.max_query_tokens, recipe.max_thought_tokens, recipe.max_document_tokens)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = pick_device(recipe.device)
+    bf16 = (
+        device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        if recipe.bf16 == "auto"
+        else (recipe.bf16 in (True, "true", "yes"))
+    )
+    gradient_checkpointing = recipe.gradient_checkpointing and device.startswith("cuda")
+    accepted = inspect.signature(TrainingArguments).parameters
+    warmup = (  # transformers 5 reads a float < 1 in warmup_steps as a ratio
+        {"warmup_ratio": recipe.warmup_ratio}
+        if "warmup_ratio" in accepted
+        else {"warmup_steps": recipe.warmup_ratio}
+    )
+    args = TrainingArguments(
+        output_dir=str(output),
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation,
+        **warmup,
+        logging_steps=recipe.logging_steps,
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        bf16=bf16,
+        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+        remove_unused_columns=False,
+        report_to=[],
+        seed=recipe.seed,
+        dataloader_drop_last=True,
+        use_cpu=device == "cpu",
+        ddp_find_unused_parameters=False,
+        deepspeed=recipe.deepspeed or None,
+    )
+    trainer = O1Trainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        data_collator=O1Collator(fmt, pad_id, recipe.group_size, recipe.vq_share, recipe.seed),
+        loss_config=O1LossConfig(
+            fmt.emb_id, recipe.group_size, recipe.temperature, recipe.lam, recipe.kl_weight
+        ),
+    )
+    return trainer, tokenizer, len(examples)
+
+
+def train(recipe: Recipe, resume: bool = False, callbacks: list[Any] | None = None) -> Path:
+    """Run (or resume from the last checkpoint) training and save the adapter folder to ``output_dir``.
+
+    The folder holds the LoRA adapter (with the trained O1 marker rows), the tokenizer, ``o1_config.json``
+    and a model card; checkpoints go to ``output_dir/checkpoint-*``.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output = Path(recipe.output_dir)
+    checkpoint = get_last_checkpoint(str(output)) if resume and output.is_dir() else None
+    if resume and checkpoint is None:
+        logger.warning("no checkpoint in %s: starting from scratch", output)
+    trainer, tokenizer, n_examples = prepare(recipe)
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.is_world_process_zero():
+        save_artifact(trainer, tokenizer, recipe, n_examples, time.perf_counter() - started)
+    return output
+
+
+def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int, seconds: float) -> Path:
+    """Adapter + tokenizer + o1 config + model card in ``recipe.output_dir``."""
+    from o1_rag.models import O1_CONFIG_NAME
+    from o1_rag.pooling import POOLING
+    from o1_rag.prompts import PROMPT_FORMAT_VERSION
+
+    output = Path(recipe.output_dir)
+    trainer.save_model(str(output))
+    tokenizer.save_pretrained(str(output))
+    o1_config = {
+        "prompt_format": PROMPT_FORMAT_VERSION,
+        "pooling": POOLING,
+        "think_mode": "native",
+        "max_query_tokens": recipe.max_query_tokens,
+        "max_thought_tokens": recipe.max_thought_tokens,
+        "max_document_tokens": recipe.max_document_tokens,
+        "base_model": recipe.base,
+        "recipe": asdict(recipe),
+    }
+    (output / O1_CONFIG_NAME).write_text(json.dumps(o1_config, indent=2))
+    (output / "README.md").write_text(model_card(recipe, n_examples, trainer.state.log_history, seconds))
+    return output

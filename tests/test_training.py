@@ -1,0 +1,173 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+from typer.testing import CliRunner
+
+from o1_rag.cli import app
+from o1_rag.embedder import O1Embedder
+from o1_rag.models import LoadedModel, load_model
+from o1_rag.prompts import EMB, O1Format
+from o1_rag.training.data import O1Collator
+from o1_rag.training.losses import info_nce, joint_loss
+from o1_rag.training.recipe import Recipe, RecipeError, load_recipe, prepare, save_artifact, train
+
+
+@pytest.fixture
+def train_file(tmp_path: Path) -> Path:
+    topics = ["aspirin", "insulin", "coffee", "sleep", "statins", "smoking", "exercise", "vitamin"]
+    rows = [
+        {
+            "query": f"what does {t} do?",
+            "thought": f"{t} affects health",
+            "positives": [f"A study of {t}."],
+            "negatives": [f"Unrelated text {t} {j}." for j in range(2)],
+            "candidates": ["x", "y", "z"],
+            "teacher": [0.6, 0.3, 0.1],
+        }
+        for t in topics
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _recipe(tiny_model_dir: Path, train_file: Path, out: Path, **kw) -> Recipe:
+    base = {
+        "base": str(tiny_model_dir),
+        "train_files": [str(train_file)],
+        "group_size": 3,
+        "batch_size": 4,
+        "max_steps": 2,
+        "output_dir": str(out),
+        "logging_steps": 1,
+        "save_steps": 1,
+        "r": 4,
+        "alpha": 8,
+        "learning_rate": 5e-3,
+        "warmup_ratio": 0.0,
+        "device": "cpu",
+    }
+    return Recipe(**{**base, **kw})
+
+
+def test_info_nce_matches_hand_computation() -> None:
+    q = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    d = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, -1.0]]), dim=-1)
+    t = 0.5
+    s = (q @ d.T / t).tolist()
+    expected = (
+        -(s[0][0] - math.log(sum(math.exp(x) for x in s[0])))
+        - (s[1][2] - math.log(sum(math.exp(x) for x in s[1])))
+    ) / 2
+    assert float(info_nce(q, d, group_size=2, temperature=t)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="documents for"):
+        info_nce(q, d[:3], group_size=2, temperature=t)
+    parts = joint_loss(torch.tensor(2.0), torch.tensor(4.0), lam=0.8)
+    assert float(parts.total) == pytest.approx(0.8 * 2 + 0.2 * 4)
+
+
+def test_labels_cover_only_the_thought(tiny_model_dir: Path) -> None:
+    loaded = load_model(str(tiny_model_dir), device="cpu")
+    fmt = O1Format(loaded.tokenizer)
+    collator = O1Collator(fmt, loaded.tokenizer.eos_token_id, group_size=2, vq_share=0.0)
+    batch = collator([{"query": "what is aspirin", "thought": "a drug", "positives": ["p"], "negatives": []}])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    thought = loaded.tokenizer("a drug", add_special_tokens=False)["input_ids"]
+    labelled = [tok for tok, lab in zip(ids, labels, strict=True) if lab != -100]
+    assert labelled == [*thought, loaded.tokenizer.eos_token_id]
+    assert labels[-1] == -100 and ids[-1] == fmt.emb_id
+    assert batch["doc_input_ids"].shape[0] == 2 and not batch["use_vq"].any()
+
+
+def test_two_steps_train_lora_and_markers_only(
+    tiny_model_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    recipe = _recipe(tiny_model_dir, train_file, tmp_path / "out", kl_weight=0.1)
+    trainer, tokenizer, n = prepare(recipe)
+    model = trainer.model
+    emb_row = tokenizer.convert_tokens_to_ids(EMB)
+    frozen = {k: v.detach().clone() for k, v in model.named_parameters() if "q_proj.base_layer" in k}
+    lora = {k: v.detach().clone() for k, v in model.named_parameters() if "lora_B" in k}
+    delta = {k: v.detach().clone() for k, v in model.named_parameters() if "trainable_tokens" in k}
+    assert (
+        frozen
+        and lora
+        and delta
+        and all(not v.requires_grad for k, v in model.named_parameters() if k in frozen)
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss_lm" in h]
+    assert logs and all(
+        math.isfinite(h[k]) for h in logs for k in ("loss", "loss_lm", "loss_contrastive", "loss_kl")
+    )
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[k], v) for k, v in frozen.items())
+    assert any(not torch.equal(params[k], v) for k, v in lora.items())
+    assert any(not torch.equal(params[k], v) for k, v in delta.items())
+
+    # save -> reload through the normal loading path gives the embeddings of the trained model
+    model.eval()
+    trained = O1Embedder(LoadedModel(model, tokenizer, "trained"), think_mode="native")
+    docs = ["A study of aspirin.", "Unrelated text."]
+    before = trained.embed_documents(docs)
+    queries = trained.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1]
+    folder = save_artifact(trainer, tokenizer, recipe, n, 1.0)
+    assert {"adapter_config.json", "adapter_model.safetensors", "o1_config.json", "README.md"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert not (folder / "training_args.bin").exists()
+    assert (folder / "adapter_model.safetensors").stat().st_size < 2_000_000  # no full embedding matrix
+    reloaded = O1Embedder.from_pretrained(str(tiny_model_dir), str(folder), device="cpu", cache=False)
+    assert reloaded.think_mode == "native" and emb_row == reloaded.format.emb_id
+    np.testing.assert_allclose(reloaded.embed_documents(docs), before, atol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1], queries, atol=1e-5
+    )
+
+
+class StopAfterFirstStep(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            raise KeyboardInterrupt  # a kill right after the first checkpoint
+
+
+def test_killed_run_resumes_from_checkpoint(tiny_model_dir: Path, train_file: Path, tmp_path: Path) -> None:
+    recipe = _recipe(tiny_model_dir, train_file, tmp_path / "out", max_steps=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, callbacks=[StopAfterFirstStep()])
+    assert (tmp_path / "out" / "checkpoint-1").is_dir() and not (
+        tmp_path / "out" / "adapter_config.json"
+    ).exists()
+    train(recipe, resume=True)
+    state = json.loads((tmp_path / "out" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    steps = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert steps == [1, 2, 3]  # step 1 from the first run, then 2 and 3 after resuming
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
+
+
+def test_recipe_errors_and_cli(tmp_path: Path, tiny_model_dir: Path, train_file: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\nlearnig_rate = 1\n")
+    with pytest.raises(RecipeError, match="unknown setting 'learnig_rate'"):
+        load_recipe(bad)
+    result = CliRunner().invoke(app, ["train", "--config", str(bad)])
+    assert result.exit_code == 1 and "unknown setting" in result.output
+    good = tmp_path / "good.toml"
+    good.write_text(
+        f'[model]\nbase = "{tiny_model_dir}"\n[data]\ntrain_files = ["{train_file.name}"]\n'
+        "group_size = 3\n[lora]\nr = 4\nalpha = 8\n[training]\nbatch_size = 4\nsave_steps = 100\n"
+        'device = "cpu"\n'
+    )
+    recipe = load_recipe(good, {"output_dir": str(tmp_path / "o"), "max_steps": 1})
+    assert recipe.train_files == [str(train_file)] and recipe.max_steps == 1
+    result = CliRunner().invoke(
+        app, ["train", "--config", str(good), "--output-dir", str(tmp_path / "o"), "--max-steps", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "o1_config.json").is_file()
