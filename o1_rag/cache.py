@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +78,28 @@ class ThoughtCache:
         raw = f"{fingerprint}\0{params_key(params)}\0{query}".encode()
         return hashlib.sha256(raw).hexdigest()
 
-    def get_many(
-        self, fingerprint: str, params: Mapping[str, Any], queries: Iterable[str]
-    ) -> dict[str, list[str]]:
-        """Cached thoughts for the queries that have them: ``{query: thoughts}``."""
+    def _select(
+        self, table: str, column: str, fingerprint: str, params: Mapping[str, Any], queries: Iterable[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """``(query, value)`` for the queries stored in ``table`` (looked up in chunks of 500 keys)."""
         wanted = {self.key(fingerprint, params, q): q for q in queries}
-        found: dict[str, list[str]] = {}
         keys = list(wanted)
         conn = self._connect()
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, thoughts in conn.execute(
-                f"SELECT key, thoughts FROM thoughts WHERE key IN ({marks})", chunk
+            for key, value in conn.execute(
+                f"SELECT key, {column} FROM {table} WHERE key IN ({marks})", chunk
             ):
-                found[wanted[key]] = json.loads(thoughts)
-        return found
+                yield wanted[key], value
+
+    def get_many(
+        self, fingerprint: str, params: Mapping[str, Any], queries: Iterable[str]
+    ) -> dict[str, list[str]]:
+        """Cached thoughts for the queries that have them: ``{query: thoughts}``."""
+        return {
+            q: json.loads(t) for q, t in self._select("thoughts", "thoughts", fingerprint, params, queries)
+        }
 
     def put_many(self, fingerprint: str, params: Mapping[str, Any], items: Mapping[str, list[str]]) -> None:
         """Store thoughts for several queries in one transaction."""
@@ -109,19 +115,11 @@ class ThoughtCache:
         self, fingerprint: str, params: Mapping[str, Any], queries: Iterable[str], dim: int
     ) -> dict[str, np.ndarray]:
         """Cached query embeddings (float32, ``(dim,)``) for the queries that have them."""
-        wanted = {self.key(fingerprint, params, q): q for q in queries}
-        found: dict[str, np.ndarray] = {}
-        keys = list(wanted)
-        conn = self._connect()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in conn.execute(
-                f"SELECT key, vector FROM query_vectors WHERE key IN ({marks})", chunk
-            ):
-                vector = np.frombuffer(blob, dtype=np.float32)
-                if vector.shape == (dim,):
-                    found[wanted[key]] = vector
+        found = {}
+        for query, blob in self._select("query_vectors", "vector", fingerprint, params, queries):
+            vector = np.frombuffer(blob, dtype=np.float32)
+            if vector.shape == (dim,):
+                found[query] = vector
         return found
 
     def put_vectors(

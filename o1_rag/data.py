@@ -28,7 +28,9 @@ class Document:
         return f"{self.title}\n{self.text}" if self.title else self.text
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line; a bad line raises ``DataError`` naming it."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with open(path, encoding="utf-8") as handle:
@@ -68,7 +70,7 @@ def iter_corpus(data_dir: str | Path) -> Iterator[Document]:
     """Stream ``corpus.jsonl`` records (``_id``, optional ``title``, ``text``); duplicate ids are errors."""
     path = _check_dir(data_dir) / "corpus.jsonl"
     seen: set[str] = set()
-    for lineno, record in _records(path):
+    for lineno, record in iter_jsonl(path):
         doc_id = _field(record, "_id", path, lineno)
         if not doc_id:
             raise DataError(f"{path}:{lineno}: empty '_id'")
@@ -92,7 +94,7 @@ def load_queries(data_dir: str | Path, filename: str = "queries.jsonl") -> dict[
     """``{query_id: text}`` from ``queries.jsonl``."""
     path = _check_dir(data_dir) / filename
     queries: dict[str, str] = {}
-    for lineno, record in _records(path):
+    for lineno, record in iter_jsonl(path):
         qid = _field(record, "_id", path, lineno)
         if qid in queries:
             raise DataError(f"{path}:{lineno}: duplicate _id '{qid}'")

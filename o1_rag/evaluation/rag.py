@@ -7,7 +7,6 @@ a judge LLM, local or behind an OpenAI-compatible endpoint, under a bounded ``Ru
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from o1_rag.data import DataError, Document, load_corpus, load_qrels
+from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels
 from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
 
 logger = logging.getLogger(__name__)
@@ -45,32 +44,23 @@ def load_qa(data_dir: str | Path, limit: int | None = None) -> list[QAItem]:
         raise DataError(f"{path}: file not found (eval rag needs a QA set)")
     qrels = load_qrels(data_dir) if (Path(data_dir) / "qrels.tsv").is_file() else {}
     items: list[QAItem] = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            missing = [
-                k for k in ("id", "question", "ground_truth") if not isinstance(record.get(k), (str, int))
-            ]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing field '{missing[0]}'")
-            if record.get("answerable") is False or not str(record["ground_truth"]).strip():
-                continue
-            qid = str(record["id"])
-            ids = [d for d, rel in qrels.get(qid, {}).items() if rel > 0]
-            items.append(
-                QAItem(
-                    qid,
-                    str(record["question"]),
-                    str(record["ground_truth"]),
-                    list(record.get("contexts") or []),
-                    ids,
-                )
+    for lineno, record in iter_jsonl(path):
+        missing = [k for k in ("id", "question", "ground_truth") if not isinstance(record.get(k), (str, int))]
+        if missing:
+            raise DataError(f"{path}:{lineno}: missing field '{missing[0]}'")
+        if record.get("answerable") is False or not str(record["ground_truth"]).strip():
+            continue
+        qid = str(record["id"])
+        ids = [d for d, rel in qrels.get(qid, {}).items() if rel > 0]
+        items.append(
+            QAItem(
+                qid,
+                str(record["question"]),
+                str(record["ground_truth"]),
+                list(record.get("contexts") or []),
+                ids,
             )
+        )
     if limit is not None:
         if limit <= 0:
             raise ValueError(f"--limit must be > 0, got {limit}")

@@ -75,6 +75,16 @@ def atomic_folder(target: Path):
         raise
 
 
+def provenance(command: str, env: dict[str, Any]) -> str:
+    """The markdown footer of a report: the command, the machine, the versions, the time."""
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    return (
+        f"\n## How this was made\n\n```\n{command}\n```\n\n"
+        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}\n"
+        f"- versions: {versions}\n- time: {env['time']}\n"
+    )
+
+
 def bootstrap_ci(values: list[float], rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap confidence interval of the mean."""
     if not values:
@@ -181,9 +191,7 @@ def write_ir_report(result: Any, output: Path, command: str) -> Path:
         + markdown_table(header, rows)
         + "\n\n![metrics](metrics.png)\n\n![per-query wins and losses](win_loss.png)\n"
         + examples
-        + f"\n## How this was made\n\n```\n{command}\n```\n\n"
-        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}\n"
-        f"- versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n- time: {env['time']}\n"
+        + provenance(command, env)
     )
     payload = {
         "command": command,
@@ -258,9 +266,8 @@ def write_rag_report(result: Any, output: Path, command: str) -> Path:
             for r in result.retrievers
             for s in result.samples[r][:2]
         )
-        + f"\n\n## How this was made\n\n```\n{command}\n```\n\n"
-        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}\n"
-        f"- versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n- time: {env['time']}\n"
+        + "\n"
+        + provenance(command, env)
     )
     payload = {
         "command": command,

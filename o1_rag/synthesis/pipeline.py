@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from o1_rag.data import DataError, Document, load_corpus, load_qrels, load_queries
+from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels, load_queries
 from o1_rag.synthesis.committee import BM25Member, Member, vote
 from o1_rag.synthesis.expert import Expert, expert_prompt, pick_examples
 
@@ -41,21 +41,12 @@ def load_training_queries(
     path = Path(source)
     if path.is_file():
         items, corpus = [], []
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(record, dict) or not all(
-                    isinstance(record.get(k), str) for k in ("query", "positive")
-                ):
-                    raise DataError(f'{path}:{lineno}: expected {{"query": str, "positive": str}}')
-                doc = Document(f"p{lineno}", "", record["positive"])
-                corpus.append(doc)
-                items.append(TrainingQuery(str(record.get("id", lineno)), record["query"], [doc]))
+        for lineno, record in iter_jsonl(path):
+            if not all(isinstance(record.get(k), str) for k in ("query", "positive")):
+                raise DataError(f'{path}:{lineno}: expected {{"query": str, "positive": str}}')
+            doc = Document(f"p{lineno}", "", record["positive"])
+            corpus.append(doc)
+            items.append(TrainingQuery(str(record.get("id", lineno)), record["query"], [doc]))
         if not items:
             raise DataError(f"{path}: no records")
         return items, corpus

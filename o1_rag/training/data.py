@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import torch
 
-from o1_rag.data import DataError
+from o1_rag.data import DataError, iter_jsonl
 from o1_rag.generation import pad_sequences
 from o1_rag.prompts import O1Format
 
@@ -19,23 +18,13 @@ def load_examples(paths: list[str | Path], min_negatives: int = 0) -> list[dict[
     """Records ``{query, thought, positives, negatives, ...}`` from synthesis jsonl files."""
     examples: list[dict[str, Any]] = []
     for path in map(Path, paths):
-        if not path.is_file():
-            raise DataError(f"{path}: file not found")
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                for key in ("query", "thought", "positives"):
-                    if key not in record:
-                        raise DataError(f"{path}:{lineno}: missing field '{key}'")
-                if not record["positives"]:
-                    raise DataError(f"{path}:{lineno}: no positive passage")
-                if len(record.get("negatives", [])) < min_negatives:
-                    continue
+        for lineno, record in iter_jsonl(path):
+            for key in ("query", "thought", "positives"):
+                if key not in record:
+                    raise DataError(f"{path}:{lineno}: missing field '{key}'")
+            if not record["positives"]:
+                raise DataError(f"{path}:{lineno}: no positive passage")
+            if len(record.get("negatives", [])) >= min_negatives:
                 examples.append(record)
     if not examples:
         raise DataError(f"no training examples in {', '.join(map(str, paths))}")
