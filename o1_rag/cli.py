@@ -75,6 +75,13 @@ def _user_errors() -> Iterator[None]:
     except (O1RagError, ValueError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except ModuleNotFoundError as exc:
+        err.print(
+            f"[bold red]error:[/] this command needs the module '{exc.name}': pip install 'o1-rag[eval]'",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted; work written so far is kept (re-run to resume)")
         raise typer.Exit(130) from None

@@ -7,7 +7,6 @@ their normalised ``v_t`` averaged. Documents are embedded as ``{d}<emb>`` withou
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -401,8 +400,3 @@ class O1Embedder:
         queries = _check_texts(queries, "queries")
         sequences = [self.format.query_with_thought(q, t) for q, t in zip(queries, thoughts, strict=True)]
         return self._encode(sequences, self.batch_size)
-
-    def close(self) -> None:
-        """Release the model (frees memory in long-lived processes)."""
-        with contextlib.suppress(AttributeError):
-            del self.model, self._decoder

@@ -117,3 +117,13 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
 def test_collections_lists_fingerprint(indexed: dict[str, str]) -> None:
     result = _invoke("collections", "--db", indexed["db"])
     assert result.exit_code == 0 and "tiny" in result.output and "40" in result.output
+
+
+def test_missing_optional_dependency_is_one_line(tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import o1_rag.evaluation.ir as ir
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'ranx'", name="ranx")
+
+    monkeypatch.setattr(ir, "evaluate_ir", missing)
+    _one_line_error(_invoke("eval", "ir", tiny_corpus, "--systems", "bm25"), "needs the module 'ranx'")
