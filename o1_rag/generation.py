@@ -24,6 +24,16 @@ def pad_sequences(
     return ids.to(device), mask.to(device)
 
 
+def chat_prompt_ids(tokenizer: Any, user: str) -> list[int]:
+    """Token ids of ``user`` as one chat turn plus the generation prompt (plain ids without a template)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return list(tokenizer(user)["input_ids"])
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=True
+    )
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
 def generate_texts(
     model: Any,
     tokenizer: Any,

@@ -117,8 +117,6 @@ class O1Format:
         """A chat-template prompt asking a general instruct model for a thought about ``query``."""
         query_ids = self._ids(query, self.max_query_tokens)
         clipped = self.tokenizer.decode(query_ids, skip_special_tokens=True)
-        messages = [{"role": "user", "content": f"{THINK_INSTRUCTION}\n\nQuery: {clipped}"}]
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
+        from o1_rag.generation import chat_prompt_ids
+
+        return chat_prompt_ids(self.tokenizer, f"{THINK_INSTRUCTION}\n\nQuery: {clipped}")

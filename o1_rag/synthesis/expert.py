@@ -70,18 +70,10 @@ class LocalExpert:
             else (self.tokenizer.eos_token_id)
         )
 
-    def _ids(self, prompt: str) -> list[int]:
-        if self.tokenizer.chat_template:
-            ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-        return list(self.tokenizer(prompt)["input_ids"])
-
     def draft(self, prompts: Sequence[str], k: int, seed: int | None) -> list[list[str]]:
-        from o1_rag.generation import generate_texts
+        from o1_rag.generation import chat_prompt_ids, generate_texts
 
-        ids = [self._ids(p) for p in prompts for _ in range(k)]
+        ids = [chat_prompt_ids(self.tokenizer, p) for p in prompts for _ in range(k)]
         texts = generate_texts(
             self.model,
             self.tokenizer,

@@ -32,7 +32,9 @@ def indexed_db() -> str:
 FAST = {"num_thoughts": 2, "max_new_tokens": 4, "use_cache": False, "device": "cpu"}
 
 
-class TestO1EmbeddingsUnit(EmbeddingsUnitTests):
+class TinyEmbeddingsParams:
+    """The tiny test model behind both embeddings suites."""
+
     @property
     def embeddings_class(self) -> type[O1Embeddings]:
         return O1Embeddings
@@ -42,14 +44,12 @@ class TestO1EmbeddingsUnit(EmbeddingsUnitTests):
         return {"model": str(shared_tiny_model()), **FAST}
 
 
-class TestO1EmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[O1Embeddings]:
-        return O1Embeddings
+class TestO1EmbeddingsUnit(TinyEmbeddingsParams, EmbeddingsUnitTests):
+    pass
 
-    @property
-    def embedding_model_params(self) -> dict:
-        return {"model": str(shared_tiny_model()), **FAST}
+
+class TestO1EmbeddingsIntegration(TinyEmbeddingsParams, EmbeddingsIntegrationTests):
+    pass
 
 
 class TestO1RetrieverIntegration(RetrieversIntegrationTests):
