@@ -556,6 +556,15 @@ def synth(
     negatives: Annotated[int, typer.Option("--negatives", help="Hard negatives per query (BM25).")] = 7,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N queries.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per candidate.")] = 128,
+    example_chars: Annotated[
+        int, typer.Option("--example-chars", help="Characters kept of each in-context example passage.")
+    ] = 600,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Local expert generation batch.")] = 32,
+    chunk: Annotated[int, typer.Option("--chunk", help="Queries per written chunk (resume unit).")] = 16,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export-ids", help="Also write a copy without the collection's texts (shareable)."),
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="Expert sampling temperature.")] = 0.7,
     seed: Annotated[int, typer.Option("--seed", help="Seed for examples and sampling.")] = 0,
     device: DeviceOpt = "auto",
@@ -566,12 +575,16 @@ def synth(
     def body() -> None:
         from o1_rag.synthesis.committee import BM25Member, DenseMember
         from o1_rag.synthesis.expert import EndpointExpert, LocalExpert
-        from o1_rag.synthesis.pipeline import load_training_queries, synthesize
+        from o1_rag.synthesis.pipeline import export_ids, load_training_queries, synthesize
 
         if rule not in ("soft", "hard"):
             raise ValueError(f"--vote must be soft or hard, got '{rule}'")
         if limit is not None and limit <= 0:
             raise ValueError(f"--limit must be > 0, got {limit}")
+        sizes = (("--example-chars", example_chars), ("--batch-size", batch_size), ("--chunk", chunk))
+        for name, value in sizes:
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         items, corpus = load_training_queries(source, queries_file, qrels_file)
         items = items[:limit]
         members: list[Any] = [
@@ -583,7 +596,7 @@ def synth(
         drafter = (
             EndpointExpert(expert_url, expert_model, max_new_tokens, temperature)
             if expert_url
-            else LocalExpert(expert, device, max_new_tokens, temperature)
+            else LocalExpert(expert, device, max_new_tokens, temperature, batch_size=batch_size)
         )
         with _progress() as progress:
             written = synthesize(
@@ -595,6 +608,8 @@ def synth(
                 k=candidates,
                 rule=rule,
                 num_negatives=negatives,
+                example_chars=example_chars,
+                chunk=chunk,
                 seed=seed,
                 bm25=bm25,
                 progress=lambda done, total: progress("synthesizing", done, total),
@@ -604,6 +619,11 @@ def synth(
             f"{', '.join(m.name for m in members)})",
             highlight=False,
         )
+        if export is not None:
+            if not source.is_dir():
+                raise ValueError("--export-ids needs a BEIR folder source (the copy names its collection)")
+            count = export_ids(output, export, source.resolve().name, queries_file)
+            out.print(f"{export}: {count} records without collection texts", highlight=False)
 
     _run(verbose, body)
 
@@ -619,6 +639,9 @@ def train(
         int | None, typer.Option("--max-steps", help="Override [training] max_steps.")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="Override [training] device.")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Override [data] data_root (collections folder).")
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."""
@@ -627,7 +650,13 @@ def train(
         from o1_rag.training.recipe import load_recipe
         from o1_rag.training.recipe import train as run
 
-        recipe = load_recipe(config, {"output_dir": output_dir, "max_steps": max_steps, "device": device})
+        overrides = {
+            "output_dir": output_dir,
+            "max_steps": max_steps,
+            "device": device,
+            "data_root": str(data_root.resolve()) if data_root else None,
+        }
+        recipe = load_recipe(config, overrides)
         folder = run(recipe, resume=resume)
         out.print(f"adapter saved to {folder}; use it with --adapter {folder}", highlight=False)
 

@@ -132,3 +132,25 @@ def test_cli_synth_with_the_tiny_expert(tiny_corpus: Path, tiny_model_dir: Path,
     assert again.exit_code == 0 and "0 new records" in again.output
     bad = CliRunner().invoke(app, [*args, "--vote", "loud"])
     assert bad.exit_code == 1 and "--vote must be soft or hard" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--example-chars", "0"])
+    assert bad.exit_code == 1 and "--example-chars must be >= 1" in bad.output
+
+    ids_only = tmp_path / "ids.jsonl"
+    exported = CliRunner().invoke(app, [*args, "--export-ids", str(ids_only)], env={"COLUMNS": "200"})
+    assert exported.exit_code == 0, exported.output
+    [slim] = [json.loads(line) for line in ids_only.read_text().splitlines()]
+    assert not {"query", "positives", "negatives"} & set(slim)
+    assert slim["collection"] == "tinyset" and slim["thought"] == record["thought"]
+
+    from o1_rag.training.data import load_examples
+
+    [joined] = load_examples([ids_only], data_root=tiny_corpus.parent)
+    assert {k: joined[k] for k in record} == record  # the texts come back exactly
+    with pytest.raises(DataError, match="ids only; set \\[data\\] data_root"):
+        load_examples([ids_only])
+    with pytest.raises(DataError, match="collection folder .* not found"):
+        load_examples([ids_only], data_root=tmp_path / "elsewhere")
+    slim["positive_ids"] = ["nope"]
+    ids_only.write_text(json.dumps(slim) + "\n")
+    with pytest.raises(DataError, match="ids.jsonl:1: document 'nope' not in collection 'tinyset'"):
+        load_examples([ids_only], data_root=tiny_corpus.parent)

@@ -8,9 +8,8 @@ one hypothetical passage; its dense embedding is averaged with the query's), ``o
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from o1_rag.data import Document
 from o1_rag.errors import O1RagError
+from o1_rag.files import atomic_write
 from o1_rag.models import DEFAULT_MODEL, o1rag_home
 
 logger = logging.getLogger(__name__)
@@ -84,16 +84,10 @@ def corpus_digest(corpus: list[Document]) -> str:
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``array`` to ``path`` atomically (``.npy`` format, no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    atomic_write(path, buffer.getvalue())
 
 
 def top_k(scores: np.ndarray, ids: list[str], k: int) -> dict[str, float]:

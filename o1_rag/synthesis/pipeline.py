@@ -3,6 +3,9 @@
 Each output line: ``{query_id, query, thought, positives, negatives, votes, candidates, teacher,
 positive_ids, negative_ids}``. The file is append-only and resumable: finished query ids are skipped
 after a kill, and a half-written last line is cut away before appending.
+
+``export_ids`` writes a shareable copy without the collection's texts (query, passages): ids, thoughts and
+votes only, plus the collection's name; training joins the texts back from the collection folder.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels, load_queries
+from o1_rag.files import atomic_write
 from o1_rag.synthesis.committee import BM25Member, Member, vote
 from o1_rag.synthesis.expert import Expert, expert_prompt, pick_examples
 
@@ -88,6 +92,28 @@ def finished_ids(output: Path) -> set[str]:
     return done
 
 
+TEXT_FIELDS = ("query", "positives", "negatives")
+
+
+def export_ids(source: Path, output: Path, collection: str, queries_file: str = "queries.jsonl") -> int:
+    """Copy synthesis records to ``output`` without the collection's texts; returns the record count.
+
+    Each line keeps ``query_id``, ``positive_ids``, ``negative_ids``, the thoughts and the votes, and names
+    ``collection`` (a BEIR folder name) and ``queries_file`` so that training can join the texts back.
+    """
+    lines = []
+    for lineno, record in iter_jsonl(source):
+        if "positive_ids" not in record or "query_id" not in record:
+            raise DataError(f"{source}:{lineno}: no query_id/positive_ids (synthesized from a jsonl source?)")
+        slim = {k: v for k, v in record.items() if k not in TEXT_FIELDS}
+        slim.update(collection=collection, queries_file=queries_file)
+        lines.append(json.dumps(slim, ensure_ascii=False))
+    if not lines:
+        raise DataError(f"{source}: no records")
+    atomic_write(output, "\n".join(lines) + "\n")
+    return len(lines)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -104,6 +130,7 @@ def synthesize(
     rule: str = "soft",
     num_negatives: int = 7,
     num_examples: int = 3,
+    example_chars: int = 600,
     chunk: int = 16,
     seed: int = 0,
     bm25: BM25Member | None = None,
@@ -127,7 +154,8 @@ def synthesize(
         prompts = []
         for item in part:
             rng = random.Random(f"{seed}:{item.id}")
-            prompts.append(expert_prompt(item.text, pick_examples(pool, item.text, num_examples, rng)))
+            examples = pick_examples(pool, item.text, num_examples, rng)
+            prompts.append(expert_prompt(item.text, examples, example_chars))
         drafts = expert.draft(prompts, k, seed)
         lines = []
         for item, candidates in zip(part, drafts, strict=True):

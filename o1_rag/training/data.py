@@ -14,21 +14,65 @@ from o1_rag.generation import pad_sequences
 from o1_rag.prompts import O1Format
 
 
-def load_examples(paths: list[str | Path], min_negatives: int = 0) -> list[dict[str, Any]]:
-    """Records ``{query, thought, positives, negatives, ...}`` from synthesis jsonl files."""
+def load_examples(
+    paths: list[str | Path], min_negatives: int = 0, data_root: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Records ``{query, thought, positives, negatives, ...}`` from synthesis jsonl files.
+
+    Ids-only records (from ``export_ids``: ``collection``, ``query_id``, ``positive_ids``,
+    ``negative_ids``) get their texts joined back from the BEIR folder ``data_root/collection``.
+    """
     examples: list[dict[str, Any]] = []
+    collections: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
     for path in map(Path, paths):
         for lineno, record in iter_jsonl(path):
+            where = f"{path}:{lineno}"
+            if "query" not in record and "collection" in record:
+                record = _join_texts(record, where, data_root, collections)
             for key in ("query", "thought", "positives"):
                 if key not in record:
-                    raise DataError(f"{path}:{lineno}: missing field '{key}'")
+                    raise DataError(f"{where}: missing field '{key}'")
             if not record["positives"]:
-                raise DataError(f"{path}:{lineno}: no positive passage")
+                raise DataError(f"{where}: no positive passage")
             if len(record.get("negatives", [])) >= min_negatives:
                 examples.append(record)
     if not examples:
         raise DataError(f"no training examples in {', '.join(map(str, paths))}")
     return examples
+
+
+def _join_texts(
+    record: dict[str, Any],
+    where: str,
+    data_root: str | Path | None,
+    cache: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]],
+) -> dict[str, Any]:
+    """Fill ``query``, ``positives`` and ``negatives`` of an ids-only record from its collection."""
+    from o1_rag.data import load_corpus, load_queries
+
+    if data_root is None:
+        raise DataError(f"{where}: record holds ids only; set [data] data_root to the collections' folder")
+    name, queries_file = str(record["collection"]), str(record.get("queries_file", "queries.jsonl"))
+    if (name, queries_file) not in cache:
+        folder = Path(data_root) / name
+        if not folder.is_dir():
+            raise DataError(f"{where}: collection folder {folder} not found (check [data] data_root)")
+        texts = {d.id: d.full_text() for d in load_corpus(folder)}
+        cache[(name, queries_file)] = (load_queries(folder, queries_file), texts)
+    queries, texts = cache[(name, queries_file)]
+    for key in ("query_id", "positive_ids"):
+        if key not in record:
+            raise DataError(f"{where}: missing field '{key}'")
+    missing = [i for i in (*record["positive_ids"], *record.get("negative_ids", [])) if i not in texts]
+    if str(record["query_id"]) not in queries or missing:
+        what = f"document '{missing[0]}'" if missing else f"query '{record['query_id']}'"
+        raise DataError(f"{where}: {what} not in collection '{name}'")
+    return {
+        **record,
+        "query": queries[str(record["query_id"])],
+        "positives": [texts[i] for i in record["positive_ids"]],
+        "negatives": [texts[i] for i in record.get("negative_ids", [])],
+    }
 
 
 @dataclass

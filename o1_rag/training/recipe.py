@@ -32,6 +32,7 @@ class Recipe:
     base: str = "smollm2-135m-instruct"
     # [data]
     train_files: list[str] = field(default_factory=list)
+    data_root: str = ""  # folder of BEIR collections that ids-only training files name
     group_size: int = 8
     max_query_tokens: int = 32
     max_thought_tokens: int = 224
@@ -91,6 +92,8 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     recipe = Recipe(**values)
     base_dir = path.parent
     recipe.train_files = [str(p if Path(p).is_absolute() else (base_dir / p)) for p in recipe.train_files]
+    if recipe.data_root and not Path(recipe.data_root).is_absolute():
+        recipe.data_root = str(base_dir / recipe.data_root)
     if not recipe.train_files:
         raise RecipeError(f"{path}: [data] train_files is empty")
     if recipe.group_size < 1 or recipe.batch_size < 1:
@@ -154,7 +157,7 @@ def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
     from o1_rag.training.trainer import O1LossConfig, O1Trainer
 
     output = Path(recipe.output_dir)
-    examples = load_examples(recipe.train_files)
+    examples = load_examples(recipe.train_files, data_root=recipe.data_root or None)
     model, tokenizer = build_model(recipe)
     fmt = O1Format(tokenizer, recipe.max_query_tokens, recipe.max_thought_tokens, recipe.max_document_tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
