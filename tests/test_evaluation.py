@@ -158,3 +158,17 @@ def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
         assert measure in result.output
     bad = CliRunner().invoke(app, ["bench", "--suites", "gpu", "--model", str(tiny_model_dir)])
     assert bad.exit_code == 1 and "unknown benchmark suite 'gpu'" in bad.output
+
+
+def test_training_bench_joint_forward_keeps_less_for_backward(tiny_model_dir: Path) -> None:
+    """One joint forward saves fewer activations than separate LM / embedding / query-only passes."""
+    from o1_rag.evaluation.bench import bench_texts, bench_training
+
+    docs, queries = bench_texts(None, 8, 32)
+    rows = {
+        row.measure.split(" (")[0].split(",")[0]: row
+        for row in bench_training(str(tiny_model_dir), queries, docs, "cpu", reps=1)
+    }
+    memory = rows["query side activation memory saved for backward"]
+    assert 0 < float(memory.value) < float(memory.baseline)
+    assert float(rows["training step"].value) > 0

@@ -5,6 +5,11 @@ Suites:
   ``generate`` calls; query latency p50/p95 without thinking (the plain-embedding baseline), thinking
   (cache off), thinking with a warm cache; batched query throughput.
 - ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
+- ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
+  cost of the joint single forward (``<query>q</query><emb><thought>t{eos}<emb>`` gives the thought's LM
+  loss, ``v_q`` and ``v_t``) against separate forwards (an LM pass over query + thought, an embedding pass
+  over the same sequence, and a query-only pass for ``v_q``): time per step and activation memory (bytes
+  of the tensors autograd saves for the backward pass).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +224,123 @@ def bench_langchain(
     ]
 
 
+def _saved_bytes(step: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Run ``step`` (a forward returning a loss) and count the bytes autograd keeps for backward."""
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        seen[key] = key[1]
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    return loss, sum(seen.values())
+
+
+def bench_training(
+    model: str, queries: list[str], docs: list[Document], device: str, reps: int = 3
+) -> list[Row]:
+    """Training-step throughput and the joint-forward saving (time and activation memory)."""
+    from o1_rag.embedder import _backbone
+    from o1_rag.generation import pad_sequences
+    from o1_rag.pooling import gather_positions, marker_positions
+    from o1_rag.prompts import O1Format
+    from o1_rag.training.data import O1Collator
+    from o1_rag.training.losses import thought_lm_loss
+    from o1_rag.training.recipe import Recipe, build_model
+    from o1_rag.training.trainer import O1LossConfig, O1Trainer, _lm_head
+
+    recipe = Recipe(base=model, device=device, dropout=0.0)
+    peft_model, tokenizer = build_model(recipe)
+    fmt = O1Format(tokenizer, recipe.max_query_tokens, 64, 128)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    n = 8
+    examples = [
+        {
+            "query": q,
+            "thought": docs[i % len(docs)].text[:300],
+            "positives": [docs[i % len(docs)].full_text()],
+            "negatives": [docs[(i + 1) % len(docs)].full_text()],
+        }
+        for i, q in enumerate(queries[:n])
+    ]
+    batch = O1Collator(fmt, pad, group_size=2, vq_share=0.1)(examples)
+    dev = next(peft_model.parameters()).device
+    batch = {k: v.to(dev) for k, v in batch.items()}
+    trainer = O1Trainer.__new__(O1Trainer)  # compute_loss only needs the loss config and the part logs
+    trainer.loss_config = O1LossConfig(fmt.emb_id, group_size=2)
+    trainer._parts = defaultdict(list)
+    tokens = int(batch["attention_mask"].sum() + batch["doc_attention_mask"].sum())
+
+    def full_step() -> None:
+        peft_model.zero_grad(set_to_none=True)
+        trainer.compute_loss(peft_model, batch).backward()
+
+    full_step()  # warm-up
+    step_s = min(_timed(full_step) for _ in range(reps))
+
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    q_only = [fmt.query_prefix(e["query"]) for e in examples]
+    q_ids, q_mask = pad_sequences(q_only, pad, "right", dev)
+    backbone, head = _backbone(peft_model), _lm_head(peft_model)
+
+    def lm_of(hidden: torch.Tensor) -> torch.Tensor:
+        targets = labels[:, 1:]
+        keep = targets != -100
+        return thought_lm_loss(head(hidden[:, :-1][keep]), targets[keep])
+
+    def joint() -> torch.Tensor:
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        where = marker_positions(ids, mask, fmt.emb_id)
+        v = gather_positions(hidden, where[:, 0]) + gather_positions(hidden, where[:, 1])
+        return lm_of(hidden) + v.float().pow(2).mean()
+
+    def separate() -> torch.Tensor:
+        lm = lm_of(backbone(input_ids=ids, attention_mask=mask).last_hidden_state)
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        v_t = gather_positions(hidden, marker_positions(ids, mask, fmt.emb_id)[:, 1])
+        q_hidden = backbone(input_ids=q_ids, attention_mask=q_mask).last_hidden_state
+        v_q = gather_positions(q_hidden, marker_positions(q_ids, q_mask, fmt.emb_id)[:, 0])
+        return lm + (v_q + v_t).float().pow(2).mean()
+
+    def measure(fn: Callable[[], torch.Tensor]) -> tuple[float, int]:
+        def once() -> int:
+            peft_model.zero_grad(set_to_none=True)
+            loss, saved = _saved_bytes(fn)
+            loss.backward()
+            return saved
+
+        saved = once()
+        return min(_timed(once) for _ in range(reps)), saved
+
+    joint_s, joint_mem = measure(joint)
+    sep_s, sep_mem = measure(separate)
+    mib = 1024 * 1024
+    return [
+        Row(
+            f"training step, {n} queries + {2 * n} docs (fwd+bwd, tokens/s)",
+            f"{tokens / step_s:.0f}",
+            "",
+            "",
+        ),
+        Row(
+            f"query side fwd+bwd: joint single forward vs separate (s, {n} queries)",
+            f"{joint_s:.2f}",
+            f"{sep_s:.2f}",
+            f"{joint_s / sep_s:.2f}",
+            "< 1",
+        ),
+        Row(
+            "query side activation memory saved for backward (MiB): joint vs separate",
+            f"{joint_mem / mib:.1f}",
+            f"{sep_mem / mib:.1f}",
+            f"{joint_mem / sep_mem:.2f}",
+            "< 1",
+        ),
+    ]
+
+
 def run_bench(
     suites: list[str],
     data: Path | None,
@@ -228,15 +351,20 @@ def run_bench(
     device: str = "auto",
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "langchain"})
+    unknown = sorted(set(suites) - {"core", "langchain", "train"})
     if unknown:
-        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, langchain")
+        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, langchain, train")
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
-    emb = O1Embedder.from_pretrained(model, adapter, device=device, cache=workdir / "thoughts.sqlite")
     docs, queries = bench_texts(data, n_docs, 32)
     if len(queries) < 32:
         raise ValueError(f"the benchmark needs 32 queries, {data} has {len(queries)}")
     rows: list[Row] = []
+    if "train" in suites:
+        rows += bench_training(model, queries, docs, device)
+        if set(suites) == {"train"}:
+            where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
+            return f"o1rag bench: training step of {model}, {where}, {torch.get_num_threads()} threads", rows
+    emb = O1Embedder.from_pretrained(model, adapter, device=device, cache=workdir / "thoughts.sqlite")
     if "core" in suites:
         rows += bench_core(emb, docs, queries, workdir, max_new_tokens)
     if "langchain" in suites:
