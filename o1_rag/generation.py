@@ -24,13 +24,13 @@ def pad_sequences(
     return ids.to(device), mask.to(device)
 
 
-def chat_prompt_ids(tokenizer: Any, user: str) -> list[int]:
-    """Token ids of ``user`` as one chat turn plus the generation prompt (plain ids without a template)."""
+def chat_prompt_ids(tokenizer: Any, user: str | Sequence[dict[str, str]]) -> list[int]:
+    """Token ids of a chat (one user turn, or a list of ``{role, content}`` messages) plus the generation
+    prompt; without a chat template the turns' contents are joined as plain text."""
+    messages = [{"role": "user", "content": user}] if isinstance(user, str) else list(user)
     if not getattr(tokenizer, "chat_template", None):
-        return list(tokenizer(user)["input_ids"])
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=True
-    )
+        return list(tokenizer("\n\n".join(m["content"] for m in messages))["input_ids"])
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 

@@ -46,7 +46,7 @@ class FakeExpert:
         self.calls += 1
         out = []
         for prompt in prompts:
-            query = prompt.rsplit("Query: ", 1)[1]
+            query = prompt[-1]["content"]
             topic = {
                 "aspirin": "aspirin platelets heart attack",
                 "insulin": "insulin glucose cells",
@@ -75,9 +75,11 @@ def test_bm25_member_scores_the_positive() -> None:
 
 
 def test_expert_prompt_shape() -> None:
-    prompt = expert_prompt("q?", [("ex1", "passage one"), ("ex2", "passage two"), ("ex3", "p3")])
-    assert prompt.startswith("Think about a plausible response") and prompt.count("Example") == 3
-    assert prompt.rstrip().endswith("Query: q?\nResponse:")
+    prompt = expert_prompt("q?", [("ex1", "passage one"), ("ex2", "passage two"), ("ex3", "p3")], 4)
+    assert prompt[0]["role"] == "system" and prompt[0]["content"].startswith("Think about a plausible")
+    assert [m["role"] for m in prompt[1:]] == ["user", "assistant"] * 3 + ["user"]
+    assert prompt[1:3] == [{"role": "user", "content": "Query: ex1"}, {"role": "assistant", "content": "pass"}]
+    assert prompt[-1] == {"role": "user", "content": "Query: q?"}
 
 
 def test_synthesize_picks_the_committee_winner_and_resumes(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Expert LLMs that draft candidate thoughts: a local model or an OpenAI-compatible endpoint.
 
 Prompt shape (the paper's): an instruction to think about a plausible response, three random in-context
-examples (query -> its first positive passage), then the query.
+examples (query -> its first positive passage), then the query. The examples are sent as earlier chat
+turns (user: query, assistant: passage): small instruct models follow that far better than examples
+pasted into one message, which they tend to continue ("Example 4 ...") instead of answering.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ EXPERT_INSTRUCTION = (
 )
 
 
-def expert_prompt(query: str, examples: Sequence[tuple[str, str]], example_chars: int = 600) -> str:
-    """The user message for one query, with in-context examples (query, passage)."""
-    parts = [EXPERT_INSTRUCTION, ""]
-    for i, (q, passage) in enumerate(examples, start=1):
-        parts += [f"Example {i}", f"Query: {q}", f"Response: {passage[:example_chars].strip()}", ""]
-    parts += [f"Query: {query}", "Response:"]
-    return "\n".join(parts)
+Messages = list[dict[str, str]]
+
+
+def expert_prompt(query: str, examples: Sequence[tuple[str, str]], example_chars: int = 600) -> Messages:
+    """The chat for one query: the instruction, in-context examples as earlier turns, then the query."""
+    messages = [{"role": "system", "content": EXPERT_INSTRUCTION}]
+    for q, passage in examples:
+        messages += [
+            {"role": "user", "content": f"Query: {q}"},
+            {"role": "assistant", "content": passage[:example_chars].strip()},
+        ]
+    messages.append({"role": "user", "content": f"Query: {query}"})
+    return messages
 
 
 def pick_examples(
@@ -38,7 +46,7 @@ class Expert(Protocol):
 
     name: str
 
-    def draft(self, prompts: Sequence[str], k: int, seed: int | None) -> list[list[str]]: ...
+    def draft(self, prompts: Sequence[Messages], k: int, seed: int | None) -> list[list[str]]: ...
 
 
 class LocalExpert:
@@ -70,7 +78,7 @@ class LocalExpert:
             else (self.tokenizer.eos_token_id)
         )
 
-    def draft(self, prompts: Sequence[str], k: int, seed: int | None) -> list[list[str]]:
+    def draft(self, prompts: Sequence[Messages], k: int, seed: int | None) -> list[list[str]]:
         from o1_rag.generation import chat_prompt_ids, generate_texts
 
         ids = [chat_prompt_ids(self.tokenizer, p) for p in prompts for _ in range(k)]
@@ -116,10 +124,10 @@ class EndpointExpert:
             workers,
         )
 
-    def _one(self, prompt: str, k: int, seed: int | None) -> list[str]:
+    def _one(self, prompt: Messages, k: int, seed: int | None) -> list[str]:
         reply: Any = self.client.chat.completions.create(
             model=self.model,
-            messages=[{"role": "user", "content": prompt}],
+            messages=prompt,
             n=k,
             max_tokens=self.max_new_tokens,
             temperature=self.temperature,
@@ -129,7 +137,7 @@ class EndpointExpert:
         texts = [(c.message.content or "").strip() for c in reply.choices]
         return (texts + [""] * k)[:k]
 
-    def draft(self, prompts: Sequence[str], k: int, seed: int | None) -> list[list[str]]:
+    def draft(self, prompts: Sequence[Messages], k: int, seed: int | None) -> list[list[str]]:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(self.workers) as pool:
