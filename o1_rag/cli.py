@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from o1_rag.errors import O1RagError
-from o1_rag.models import DEFAULT_MODEL
+from o1_rag.models import BASE_MODEL, DEFAULT_MODEL
 
 app = typer.Typer(
     name="o1rag",
@@ -377,7 +377,7 @@ def eval_ir(
     ] = False,
     generator: Annotated[
         str, typer.Option("--generator", help="Model writing HyDE passages.")
-    ] = DEFAULT_MODEL,
+    ] = BASE_MODEL,
     num_thoughts: NumThoughtsOpt = 3,
     max_new_tokens: MaxNewOpt = 64,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
@@ -437,11 +437,11 @@ def eval_rag(
     ] = None,
     generator: Annotated[
         str, typer.Option("--generator", help="Answering model (name or endpoint model).")
-    ] = DEFAULT_MODEL,
+    ] = BASE_MODEL,
     generator_url: Annotated[
         str | None, typer.Option("--generator-url", help="OpenAI-compatible base URL.")
     ] = None,
-    judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = DEFAULT_MODEL,
+    judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = BASE_MODEL,
     judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL.")] = None,
     llm_metrics: Annotated[
         bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
@@ -540,7 +540,7 @@ def synth(
     ] = "qrels.tsv",
     expert: Annotated[
         str, typer.Option("--expert", help="Local expert model (alias, folder, HF id).")
-    ] = DEFAULT_MODEL,
+    ] = BASE_MODEL,
     expert_url: Annotated[
         str | None, typer.Option("--expert-url", help="OpenAI-compatible base URL.")
     ] = None,

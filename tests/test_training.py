@@ -14,7 +14,15 @@ from o1_rag.models import LoadedModel, load_model
 from o1_rag.prompts import EMB, O1Format
 from o1_rag.training.data import O1Collator
 from o1_rag.training.losses import info_nce, joint_loss
-from o1_rag.training.recipe import Recipe, RecipeError, load_recipe, prepare, save_artifact, train
+from o1_rag.training.recipe import (
+    Recipe,
+    RecipeError,
+    load_recipe,
+    pack_adapter,
+    prepare,
+    save_artifact,
+    train,
+)
 
 
 @pytest.fixture
@@ -128,6 +136,23 @@ def test_two_steps_train_lora_and_markers_only(
     np.testing.assert_allclose(
         reloaded.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1], queries, atol=1e-5
     )
+
+    # the shipped form: float16 weights, no tokenizer files, same embeddings within float16 rounding
+    packed = pack_adapter(folder, tmp_path / "packed")
+    assert {p.name for p in packed.iterdir()} == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "o1_config.json",
+        "README.md",
+    }
+    assert packed.joinpath("adapter_model.safetensors").stat().st_size < 0.6 * (
+        folder.joinpath("adapter_model.safetensors").stat().st_size
+    )
+    small = O1Embedder.from_pretrained(str(tiny_model_dir), str(packed), device="cpu", cache=False)
+    assert small.format.emb_id == emb_row
+    np.testing.assert_allclose(small.embed_documents(docs), before, atol=2e-2)
+    with pytest.raises(RecipeError, match="no adapter_model.safetensors"):
+        pack_adapter(tmp_path, tmp_path / "x")
 
 
 class StopAfterFirstStep(TrainerCallback):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from o1_rag.models import DEFAULT_MODEL
+from o1_rag.models import BASE_MODEL
 
 
 def local_llm(
-    name: str = DEFAULT_MODEL, max_new_tokens: int = 128, batch_size: int = 8, device: str = "auto"
+    name: str = BASE_MODEL, max_new_tokens: int = 128, batch_size: int = 8, device: str = "auto"
 ) -> Any:
     """A LangChain ``HuggingFacePipeline`` (greedy, left-padded batches) for a local causal LM."""
     from langchain_huggingface import HuggingFacePipeline

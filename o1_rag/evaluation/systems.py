@@ -20,7 +20,7 @@ import numpy as np
 from o1_rag.data import Document
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_write
-from o1_rag.models import DEFAULT_MODEL, o1rag_home
+from o1_rag.models import BASE_MODEL, DEFAULT_MODEL, o1rag_home
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class EvalSettings:
 
     model: str = DEFAULT_MODEL
     adapter: str | None = None
-    generator: str = DEFAULT_MODEL
+    generator: str = BASE_MODEL
     device: str = "auto"
     num_thoughts: int = 3
     max_new_tokens: int = 64

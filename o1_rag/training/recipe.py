@@ -252,3 +252,39 @@ def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int,
     (output / O1_CONFIG_NAME).write_text(json.dumps(o1_config, indent=2))
     (output / "README.md").write_text(model_card(recipe, n_examples, trainer.state.log_history, seconds))
     return output
+
+
+PACKED_FILES = ("adapter_config.json", "o1_config.json", "README.md")  # copied beside the cast weights
+
+
+def pack_adapter(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
+    """Copy a trained adapter folder for shipping: weights cast to ``dtype``, no tokenizer files.
+
+    The tokenizer is the base's plus the O1 markers, which loading adds back in the same order; a
+    float16 copy halves the size and embeds the same within float16 rounding.
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from o1_rag.models import pick_dtype
+
+    source, target = Path(source), Path(target)
+    if not (source / "adapter_model.safetensors").is_file():
+        raise RecipeError(f"{source}: no adapter_model.safetensors (not a trained adapter folder)")
+    cast = pick_dtype(dtype, "cpu")
+    tensors = {
+        k: (v.to(cast) if v.is_floating_point() else v)
+        for k, v in load_file(source / "adapter_model.safetensors").items()
+    }
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: t.contiguous() for k, t in tensors.items()}, tmp / "adapter_model.safetensors")
+    for name in PACKED_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, tmp / name)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
