@@ -207,6 +207,10 @@ def search(
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
+    query_weight: Annotated[
+        float,
+        typer.Option("--query-weight", help="Mix the query-only embedding into the thought average (0-1)."),
+    ] = 0.0,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
     db: DbOpt = None,
@@ -226,8 +230,11 @@ def search(
         if k <= 0:
             raise ValueError(f"-k must be > 0, got {k}")
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        if not 0.0 <= query_weight <= 1.0:
+            raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
         embedder = _embedder(model, adapter, device, no_cache)
+        embedder.query_weight = query_weight
         target.check(embedder.fingerprint)
         [result] = pipeline.search(
             embedder, target, [text], k=k, think=not no_think, params=params, use_cache=not no_cache
@@ -362,7 +369,9 @@ def eval_ir(
     systems: Annotated[
         str,
         typer.Option(
-            "--systems", "-s", help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1."
+            "--systems",
+            "-s",
+            help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W].",
         ),
     ] = "bm25,dense,o1-nothink,o1",
     baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,
@@ -375,9 +384,7 @@ def eval_ir(
     exact: Annotated[
         bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
     ] = False,
-    generator: Annotated[
-        str, typer.Option("--generator", help="Model writing HyDE passages.")
-    ] = BASE_MODEL,
+    generator: Annotated[str, typer.Option("--generator", help="Model writing HyDE passages.")] = BASE_MODEL,
     num_thoughts: NumThoughtsOpt = 3,
     max_new_tokens: MaxNewOpt = 64,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,

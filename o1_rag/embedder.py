@@ -54,6 +54,16 @@ class ThinkParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
+def normalise_rows(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _check_weight(weight: float) -> float:
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"query_weight must be in [0, 1], got {weight}")
+    return float(weight)
+
+
 def _check_texts(texts: Sequence[str], what: str) -> list[str]:
     if isinstance(texts, str):
         raise TypeError(f"{what} must be a list of strings, not one string")
@@ -108,6 +118,7 @@ class O1Embedder:
         batch_size: int = 16,
         generation_batch_size: int = 32,
         cache: ThoughtCache | None = None,
+        query_weight: float = 0.0,
     ) -> None:
         cfg = loaded.o1_config
         self.model = loaded.model
@@ -130,6 +141,7 @@ class O1Embedder:
             raise ValueError("batch sizes must be >= 1")
         self.batch_size = batch_size
         self.generation_batch_size = generation_batch_size
+        self.query_weight = _check_weight(query_weight)
         self.cache = cache
         self.generate_calls = 0  # counts batched generate() calls (benchmarks, tests)
         self._lock = threading.RLock()
@@ -329,11 +341,14 @@ class O1Embedder:
         params: ThinkParams | None = None,
         use_cache: bool = True,
         batch_size: int | None = None,
+        query_weight: float | None = None,
     ) -> np.ndarray:
         """Embed queries: ``(n, dim)`` float32, L2-normalised.
 
         With ``think=True`` each query's thoughts (given, or generated with ``params``) are embedded as
-        ``v_t`` and averaged; with ``think=False`` the query-only ``v_q`` is returned.
+        ``v_t`` and averaged; with ``think=False`` the query-only ``v_q`` is returned. ``query_weight``
+        (default: the embedder's, 0 = the paper's pure thought average) mixes in ``v_q``, which the same
+        forward pass yields at the first ``<emb>``: ``normalise((1 - w) * mean(v_t) + w * v_q)``.
         """
         queries = _check_texts(queries, "queries")
         if not queries:
@@ -343,8 +358,11 @@ class O1Embedder:
                 [self.format.query_prefix(q) for q in queries], batch_size or self.batch_size
             )[1]
         if thoughts is None:
-            return self.think_and_embed(queries, params, use_cache=use_cache, batch_size=batch_size)[0]
-        return self._embed_with_thoughts(queries, thoughts, batch_size)
+            return self.think_and_embed(
+                queries, params, use_cache=use_cache, batch_size=batch_size, query_weight=query_weight
+            )[0]
+        weight = self.query_weight if query_weight is None else _check_weight(query_weight)
+        return self._embed_with_thoughts(queries, thoughts, batch_size, weight)
 
     def think_and_embed(
         self,
@@ -352,23 +370,28 @@ class O1Embedder:
         params: ThinkParams | None = None,
         use_cache: bool = True,
         batch_size: int | None = None,
+        query_weight: float | None = None,
     ) -> tuple[np.ndarray, list[list[str]]]:
-        """Think, then embed: ``((n, dim) vectors, thoughts per query)``.
+        """Think, then embed: ``((n, dim) vectors, thoughts per query)`` (``query_weight`` as in
+        ``embed_queries``).
 
         With the cache on, both the thoughts and the resulting query vector are looked up first, so a
         repeated query costs no generation and no forward pass.
         """
         queries = _check_texts(queries, "queries")
         params = params or ThinkParams()
+        weight = self.query_weight if query_weight is None else _check_weight(query_weight)
         thoughts = self.think(queries, **asdict(params), use_cache=use_cache)
         cache = self.cache if use_cache else None
         unique = list(dict.fromkeys(queries))
         key = self._cache_params(params)
+        if weight:
+            key["query_weight"] = weight
         vectors = cache.get_vectors(self.fingerprint, key, unique, self.dim) if cache else {}
         missing = [q for q in unique if q not in vectors]
         if missing:
             by_query = dict(zip(queries, thoughts, strict=True))
-            fresh = self._embed_with_thoughts(missing, [by_query[q] for q in missing], batch_size)
+            fresh = self._embed_with_thoughts(missing, [by_query[q] for q in missing], batch_size, weight)
             new = dict(zip(missing, fresh, strict=True))
             if cache is not None:
                 cache.put_vectors(self.fingerprint, key, new)
@@ -376,7 +399,11 @@ class O1Embedder:
         return np.stack([vectors[q] for q in queries]).astype(np.float32, copy=False), thoughts
 
     def _embed_with_thoughts(
-        self, queries: list[str], thoughts: Sequence[Sequence[str]], batch_size: int | None
+        self,
+        queries: list[str],
+        thoughts: Sequence[Sequence[str]],
+        batch_size: int | None,
+        query_weight: float = 0.0,
     ) -> np.ndarray:
         if len(thoughts) != len(queries):
             raise ValueError(f"got {len(thoughts)} thought lists for {len(queries)} queries")
@@ -388,10 +415,14 @@ class O1Embedder:
             for thought in per_query:
                 owners.append(qi)
                 sequences.append(self.format.query_with_thought(query, thought))
-        v_t = self._encode(sequences, batch_size or self.batch_size)[1]  # (n_queries * n_thoughts, dim)
+        v_q, v_t = self._encode(sequences, batch_size or self.batch_size)  # (n_queries * n_thoughts, dim)
         out = np.zeros((len(queries), self.dim), dtype=np.float32)
         np.add.at(out, np.asarray(owners), v_t)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = normalise_rows(out)
+        if query_weight:
+            first = np.unique(np.asarray(owners), return_index=True)[1]  # v_q is the same for every thought
+            out = normalise_rows((1.0 - query_weight) * out + query_weight * v_q[first])
+        return out
 
     def embed_query_pair(
         self, queries: Sequence[str], thoughts: Sequence[str]

@@ -106,6 +106,10 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
     _one_line_error(_invoke("index", bad, "-c", "bad", *common), "corpus.jsonl:2: not valid JSON")
     _one_line_error(_invoke("search", "   ", "-c", "tiny", *common), "query is empty")
     _one_line_error(_invoke("search", "q", "-c", "tiny", "-k", "0", *common), "-k must be > 0")
+    _one_line_error(
+        _invoke("search", "q", "-c", "tiny", "--query-weight", "2", *common),
+        "--query-weight must be in [0, 1]",
+    )
     _one_line_error(_invoke("search", "q", "-c", "nothere", *common), "collection 'nothere' does not exist")
     _one_line_error(
         _invoke("search", "q", "-c", "tiny", "--db", indexed["db"], "--model", "nobody/nothing-xyz"),

@@ -40,6 +40,22 @@ def test_several_thoughts_are_averaged(tiny_embedder_session: O1Embedder) -> Non
         emb.embed_queries(["q"], thoughts=[["a"], ["b"]])
 
 
+def test_query_weight_mixes_in_the_query_only_embedding(tiny_embedder_session: O1Embedder) -> None:
+    emb = tiny_embedder_session
+    thoughts = [["first idea", "second idea"], ["x"]]
+    queries = ["q one", "q two"]
+    pure = emb.embed_queries(queries, thoughts=thoughts)
+    v_q = emb.embed_queries(queries, think=False)
+    mixed = emb.embed_queries(queries, thoughts=thoughts, query_weight=0.25)
+    expected = 0.75 * pure + 0.25 * v_q
+    np.testing.assert_allclose(mixed, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(
+        emb.embed_queries(queries, thoughts=thoughts, query_weight=1.0), v_q, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="query_weight must be in \\[0, 1\\]"):
+        emb.embed_queries(queries, thoughts=thoughts, query_weight=1.5)
+
+
 def test_think_is_batched_reproducible_and_shaped(tiny_embedder_session: O1Embedder) -> None:
     emb = tiny_embedder_session
     queries = ["a", "b", "c", "a"]

@@ -42,7 +42,11 @@ def test_system_registry() -> None:
     assert isinstance(build_system("o1", settings), O1System) and build_system("o1", settings).think
     assert not build_system("o1-nothink", settings).think
     assert parse_systems(" bm25, o1 ,dense:some/model") == ["bm25", "o1", "dense:some/model"]
-    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x"]:
+    mix = build_system("o1-mix", settings)
+    assert mix.think and mix.query_weight == 0.5 and mix.name == "o1-mix"
+    assert build_system("o1-mix:0.3", settings).name == "o1-mix:0.3"
+    assert parse_systems("o1,o1-mix,o1-mix:0.2") == ["o1", "o1-mix", "o1-mix:0.2"]
+    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x", "o1-mix:2", "o1-mix:abc", "o1-mix:0"]:
         with pytest.raises(UnknownSystemError):
             parse_systems(bad)
     assert issubclass(HydeSystem, DenseSystem)

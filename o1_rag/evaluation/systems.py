@@ -2,7 +2,8 @@
 
 Spec strings: ``bm25``, ``dense`` or ``dense:<sentence-transformers model>``, ``hyde`` (the generator writes
 one hypothetical passage; its dense embedding is averaged with the query's), ``o1-nothink`` and ``o1``
-(the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma).
+(the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma), and ``o1-mix`` or
+``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w``, default 0.5; same thoughts as ``o1``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
 DEFAULT_DENSE = "all-minilm-l6-v2"
-SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1")
+SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1", "o1-mix")
 
 
 class UnknownSystemError(O1RagError):
@@ -213,15 +214,21 @@ class HydeSystem(DenseSystem):
         both = self.encoder.encode(list(queries)) + self.encoder.encode(
             [p[0] or q for q, p in zip(queries, passages, strict=True)]
         )
-        return both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-12)
+        from o1_rag.embedder import normalise_rows
+
+        return normalise_rows(both)
 
 
 class O1System:
-    """The O1 embedder, with (``o1``) or without (``o1-nothink``) thinking, through the Chroma store."""
+    """The O1 embedder, with (``o1``, ``o1-mix``) or without (``o1-nothink``) thinking, through the Chroma
+    store."""
 
-    def __init__(self, think: bool, settings: EvalSettings) -> None:
+    def __init__(self, think: bool, settings: EvalSettings, query_weight: float | None = None) -> None:
         self.name = "o1" if think else "o1-nothink"
+        if query_weight is not None:
+            self.name = "o1-mix" if query_weight == 0.5 else f"o1-mix:{query_weight:g}"
         self.think = think
+        self.query_weight = query_weight
         self.settings = settings
         self.thoughts: dict[str, list[str]] = {}
 
@@ -254,7 +261,8 @@ class O1System:
         texts = [queries[q] for q in qids]
         if self.think:
             params = ThinkParams(s.num_thoughts, s.max_new_tokens, seed=s.seed)
-            vectors, thoughts = embedder.think_and_embed(texts, params)
+            weight = self.query_weight or 0.0
+            vectors, thoughts = embedder.think_and_embed(texts, params, query_weight=weight)
             self.thoughts.update(zip(qids, thoughts, strict=True))
         else:
             vectors = embedder.embed_queries(texts, think=False)
@@ -278,8 +286,16 @@ def build_system(spec: str, settings: EvalSettings) -> System:
         return cls(arg or DEFAULT_DENSE, settings)
     if name in {"o1", "o1-nothink"} and not arg:
         return O1System(name == "o1", settings)
+    if name == "o1-mix":
+        try:
+            weight = float(arg) if arg else 0.5
+        except ValueError:
+            weight = -1.0
+        if not 0.0 < weight <= 1.0:
+            raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in (0, 1]")
+        return O1System(True, settings, weight)
     raise UnknownSystemError(
-        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1"
+        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W]"
     )
 
 
@@ -290,7 +306,11 @@ def parse_systems(specs: str) -> list[str]:
         raise UnknownSystemError("no systems given: e.g. --systems bm25,dense,hyde,o1-nothink,o1")
     for item in items:
         base = item.partition(":")[0].lower()
-        if base not in SYSTEM_NAMES or (base in {"bm25", "o1", "o1-nothink"} and ":" in item):
+        if (
+            base not in SYSTEM_NAMES
+            or base == "o1-mix"
+            or (base in {"bm25", "o1", "o1-nothink"} and ":" in item)
+        ):
             build_system(item, EvalSettings())  # raises the clear error
     if len(set(items)) != len(items):
         raise UnknownSystemError(f"a system is named twice in '{specs}'")
