@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +248,7 @@ def bench_training(
     from o1_rag.training.data import O1Collator
     from o1_rag.training.losses import thought_lm_loss
     from o1_rag.training.recipe import Recipe, build_model
-    from o1_rag.training.trainer import O1LossConfig, O1Trainer, _lm_head
+    from o1_rag.training.trainer import O1LossConfig, _lm_head, o1_loss
 
     recipe = Recipe(base=model, device=device, dropout=0.0)
     peft_model, tokenizer = build_model(recipe)
@@ -268,14 +267,12 @@ def bench_training(
     batch = O1Collator(fmt, pad, group_size=2, vq_share=0.1)(examples)
     dev = next(peft_model.parameters()).device
     batch = {k: v.to(dev) for k, v in batch.items()}
-    trainer = O1Trainer.__new__(O1Trainer)  # compute_loss only needs the loss config and the part logs
-    trainer.loss_config = O1LossConfig(fmt.emb_id, group_size=2)
-    trainer._parts = defaultdict(list)
+    loss_config = O1LossConfig(fmt.emb_id, group_size=2)
     tokens = int(batch["attention_mask"].sum() + batch["doc_attention_mask"].sum())
 
     def full_step() -> None:
         peft_model.zero_grad(set_to_none=True)
-        trainer.compute_loss(peft_model, batch).backward()
+        o1_loss(peft_model, batch, loss_config)[0].total.backward()
 
     full_step()  # warm-up
     step_s = min(_timed(full_step) for _ in range(reps))

@@ -18,7 +18,14 @@ from transformers import Trainer
 
 from o1_rag.embedder import _backbone
 from o1_rag.pooling import gather_positions, marker_positions
-from o1_rag.training.losses import gather_with_grad, info_nce, joint_loss, teacher_kl, thought_lm_loss
+from o1_rag.training.losses import (
+    JointLoss,
+    gather_with_grad,
+    info_nce,
+    joint_loss,
+    teacher_kl,
+    thought_lm_loss,
+)
 
 
 @dataclass
@@ -37,6 +44,44 @@ def _lm_head(model: Any) -> Any:
     return base.get_output_embeddings()
 
 
+def _embed(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, emb_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final hidden states ``(B, L, H)`` and the ``(B, 2)`` first/last ``<emb>`` positions."""
+    hidden = _backbone(model)(input_ids=ids, attention_mask=mask).last_hidden_state
+    return hidden, marker_positions(ids, mask, emb_id)
+
+
+def o1_loss(
+    model: Any, inputs: dict[str, torch.Tensor], cfg: O1LossConfig
+) -> tuple[JointLoss, dict[str, Any]]:
+    """The joint O1 objective for one collated batch (see ``training.data.O1Collator``).
+
+    Returns the weighted loss with its parts, and ``{"v_q", "v_t"}`` from the single query-side forward.
+    """
+    ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+    hidden, where = _embed(model, ids, mask, cfg.emb_id)  # one forward for both losses
+    targets = labels[:, 1:]
+    selected = targets != -100
+    logits = _lm_head(model)(hidden[:, :-1][selected])  # (n_thought_tokens, vocab)
+    lm = thought_lm_loss(logits, targets[selected])
+    v_q = gather_positions(hidden, where[:, 0])
+    v_t = gather_positions(hidden, where[:, 1])
+    query = F.normalize(torch.where(inputs["use_vq"][:, None], v_q, v_t).float(), dim=-1)
+    d_hidden, d_where = _embed(model, inputs["doc_input_ids"], inputs["doc_attention_mask"], cfg.emb_id)
+    docs = F.normalize(gather_positions(d_hidden, d_where[:, 1]).float(), dim=-1)
+    contrastive = info_nce(gather_with_grad(query), gather_with_grad(docs), cfg.group_size, cfg.temperature)
+    kl = None
+    if cfg.kl_weight and "teacher" in inputs:
+        c_hidden, c_where = _embed(model, inputs["cand_input_ids"], inputs["cand_attention_mask"], cfg.emb_id)
+        cands = F.normalize(gather_positions(c_hidden, c_where[:, 1]).float(), dim=-1)
+        k = inputs["teacher"].shape[1]
+        positives = docs[:: cfg.group_size].repeat_interleave(k, dim=0)  # (B*k, H)
+        scores = (cands * positives).sum(-1).view(-1, k)
+        kl = teacher_kl(scores, inputs["teacher"], cfg.temperature)
+    return joint_loss(contrastive, lm, cfg.lam, kl, cfg.kl_weight), {"v_q": v_q, "v_t": v_t}
+
+
 class O1Trainer(Trainer):
     """Trainer for the joint LM + contrastive objective; each loss part is logged on its own."""
 
@@ -45,11 +90,6 @@ class O1Trainer(Trainer):
         self.loss_config = loss_config
         self._parts: dict[str, list[float]] = defaultdict(list)
 
-    def embed(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final hidden states ``(B, L, H)`` and the ``(B, 2)`` first/last ``<emb>`` positions."""
-        hidden = _backbone(model)(input_ids=ids, attention_mask=mask).last_hidden_state
-        return hidden, marker_positions(ids, mask, self.loss_config.emb_id)
-
     def compute_loss(
         self,
         model: Any,
@@ -57,35 +97,12 @@ class O1Trainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        cfg = self.loss_config
-        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
-        hidden, where = self.embed(model, ids, mask)  # one forward for both losses
-        targets = labels[:, 1:]
-        selected = targets != -100
-        logits = _lm_head(model)(hidden[:, :-1][selected])  # (n_thought_tokens, vocab)
-        lm = thought_lm_loss(logits, targets[selected])
-        v_q = gather_positions(hidden, where[:, 0])
-        v_t = gather_positions(hidden, where[:, 1])
-        query = F.normalize(torch.where(inputs["use_vq"][:, None], v_q, v_t).float(), dim=-1)
-        d_hidden, d_where = self.embed(model, inputs["doc_input_ids"], inputs["doc_attention_mask"])
-        docs = F.normalize(gather_positions(d_hidden, d_where[:, 1]).float(), dim=-1)
-        contrastive = info_nce(
-            gather_with_grad(query), gather_with_grad(docs), cfg.group_size, cfg.temperature
-        )
-        kl = None
-        if cfg.kl_weight and "teacher" in inputs:
-            c_hidden, c_where = self.embed(model, inputs["cand_input_ids"], inputs["cand_attention_mask"])
-            cands = F.normalize(gather_positions(c_hidden, c_where[:, 1]).float(), dim=-1)
-            k = inputs["teacher"].shape[1]
-            positives = docs[:: cfg.group_size].repeat_interleave(k, dim=0)  # (B*k, H)
-            scores = (cands * positives).sum(-1).view(-1, k)
-            kl = teacher_kl(scores, inputs["teacher"], cfg.temperature)
-        loss = joint_loss(contrastive, lm, cfg.lam, kl, cfg.kl_weight)
-        self._parts["loss_contrastive"].append(float(contrastive.detach()))
-        self._parts["loss_lm"].append(float(lm.detach()))
-        if kl is not None:
-            self._parts["loss_kl"].append(float(kl.detach()))
-        return (loss.total, {"v_q": v_q, "v_t": v_t}) if return_outputs else loss.total
+        loss, outputs = o1_loss(model, inputs, self.loss_config)
+        self._parts["loss_contrastive"].append(float(loss.contrastive.detach()))
+        self._parts["loss_lm"].append(float(loss.lm.detach()))
+        if loss.kl is not None:
+            self._parts["loss_kl"].append(float(loss.kl.detach()))
+        return (loss.total, outputs) if return_outputs else loss.total
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         """Save the adapter only: never the whole (resized) embedding matrix.
