@@ -555,6 +555,13 @@ def synth(
         str, typer.Option("--expert-model", help="Model name at --expert-url.")
     ] = "default",
     candidates: Annotated[int, typer.Option("-k", "--candidates", help="Candidate thoughts per query.")] = 3,
+    answers: Annotated[
+        str | None,
+        typer.Option(
+            "--answers",
+            help="QA jsonl in the BEIR folder (e.g. qa.jsonl): its reference answers join the vote.",
+        ),
+    ] = None,
     dense: Annotated[
         list[str] | None, typer.Option("--dense", help="Dense committee member (repeatable).")
     ] = None,
@@ -592,7 +599,7 @@ def synth(
         for name, value in sizes:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        items, corpus = load_training_queries(source, queries_file, qrels_file)
+        items, corpus = load_training_queries(source, queries_file, qrels_file, answers)
         items = items[:limit]
         members: list[Any] = [
             DenseMember(m, None if device == "auto" else device) for m in (dense or ["all-minilm-l6-v2"])
@@ -629,7 +636,7 @@ def synth(
         if export is not None:
             if not source.is_dir():
                 raise ValueError("--export-ids needs a BEIR folder source (the copy names its collection)")
-            count = export_ids(output, export, source.resolve().name, queries_file)
+            count = export_ids(output, export, source.resolve().name, queries_file, answers)
             out.print(f"{export}: {count} records without collection texts", highlight=False)
 
     _run(verbose, body)

@@ -122,3 +122,30 @@ def load_qrels(data_dir: str | Path, filename: str = "qrels.tsv") -> dict[str, d
             except ValueError:
                 raise DataError(f"{path}:{lineno}: relevance '{score}' is not an integer") from None
     return qrels
+
+
+ANSWER_FIELDS = ("ground_truth", "reference", "answer")
+
+
+def load_answers(path: str | Path) -> dict[str, str]:
+    """``{query_id: reference answer}`` from a QA jsonl (``qa.jsonl``: ``id`` + ``ground_truth``; ragas'
+    ``reference`` and a plain ``answer`` field are read too). Records with an empty answer are left out."""
+    path = Path(path)
+    answers: dict[str, str] = {}
+    for lineno, record in iter_jsonl(path):
+        qid = next((record[k] for k in ("id", "_id", "query_id") if k in record), None)
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool):
+            raise DataError(f"{path}:{lineno}: missing field 'id'")
+        field = next((k for k in ANSWER_FIELDS if k in record), None)
+        if field is None:
+            raise DataError(f"{path}:{lineno}: no answer field ({', '.join(ANSWER_FIELDS)})")
+        answer = record[field]
+        if answer is None:
+            continue
+        if not isinstance(answer, str):
+            raise DataError(f"{path}:{lineno}: field '{field}' must be a string, got {type(answer).__name__}")
+        if answer.strip():
+            answers[str(qid)] = answer.strip()
+    if not answers:
+        raise DataError(f"{path}: no answers")
+    return answers

@@ -137,6 +137,8 @@ def test_cli_synth_with_the_tiny_expert(tiny_corpus: Path, tiny_model_dir: Path,
     assert bad.exit_code == 1 and "--vote must be soft or hard" in bad.output
     bad = CliRunner().invoke(app, [*args, "--example-chars", "0"])
     assert bad.exit_code == 1 and "--example-chars must be >= 1" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--answers", "qa.jsonl"])
+    assert bad.exit_code == 1 and "qa.jsonl: file not found" in bad.output
 
     ids_only = tmp_path / "ids.jsonl"
     exported = CliRunner().invoke(app, [*args, "--export-ids", str(ids_only)], env={"COLUMNS": "200"})
@@ -157,3 +159,73 @@ def test_cli_synth_with_the_tiny_expert(tiny_corpus: Path, tiny_model_dir: Path,
     ids_only.write_text(json.dumps(slim) + "\n")
     with pytest.raises(DataError, match="ids.jsonl:1: document 'nope' not in collection 'tinyset'"):
         load_examples([ids_only], data_root=tiny_corpus.parent)
+
+
+def _beir(folder: Path, answers: dict[str, str]) -> Path:
+    folder.mkdir()
+    with open(folder / "corpus.jsonl", "w") as handle:
+        for doc in CORPUS:
+            handle.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as handle:
+        for item in ITEMS:
+            handle.write(json.dumps({"_id": item.id, "text": item.text}) + "\n")
+    rows = "".join(f"{item.id}\t{item.positives[0].id}\t1\n" for item in ITEMS)
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    with open(folder / "qa.jsonl", "w") as handle:
+        for qid, answer in answers.items():
+            handle.write(json.dumps({"id": qid, "question": "?", "ground_truth": answer}) + "\n")
+    return folder
+
+
+def test_reference_answers_join_the_vote_and_stay_out_of_the_ids_copy(tmp_path: Path) -> None:
+    from o1_rag.synthesis.pipeline import export_ids
+    from o1_rag.training.data import load_examples
+
+    answers = {
+        "q1": "Aspirin inhibits platelets, lowering the risk of a heart attack.",
+        "q2": "Insulin lowers blood glucose by moving sugar into cells.",
+    }
+    folder = _beir(tmp_path / "withqa", answers)
+    items, corpus = load_training_queries(folder, answers_file="qa.jsonl")
+    assert [i.reference for i in items] == [answers["q1"], answers["q2"], None]
+    out = tmp_path / "s.jsonl"
+    with pytest.raises(ValueError, match="without a reference answer nothing to vote on"):
+        synthesize(items, corpus, FakeExpert(), [BM25Member(corpus)], out, k=1)
+    synthesize(items[:2], corpus, FakeExpert(), [BM25Member(corpus)], out, k=1, num_negatives=2)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for record in records:
+        assert record["sources"] == ["expert", "reference"] and len(record["votes"]["bm25"]) == 2
+        assert (
+            record["thought"] == answers[record["query_id"]] and record["winner"] == 1
+        )  # off-topic draft loses
+
+    ids_only = tmp_path / "ids.jsonl"
+    with pytest.raises(DataError, match="holds a reference answer; name its answers file"):
+        export_ids(out, ids_only, "withqa")
+    export_ids(out, ids_only, "withqa", answers_file="qa.jsonl")
+    assert not any(text in ids_only.read_text() for text in answers.values())
+    joined = load_examples([ids_only], data_root=tmp_path)
+    assert [{k: j[k] for k in r} for j, r in zip(joined, records, strict=True)] == records
+
+    (folder / "qa.jsonl").write_text(json.dumps({"id": "q1", "ground_truth": answers["q1"]}) + "\n")
+    with pytest.raises(DataError, match="ids.jsonl:2: no answer for query 'q2' in qa.jsonl"):
+        load_examples([ids_only], data_root=tmp_path)
+
+
+def test_answers_file_errors(tmp_path: Path) -> None:
+    from o1_rag.data import load_answers
+
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"id": "q1", "question": "?"}\n')
+    with pytest.raises(DataError, match="qa.jsonl:1: no answer field"):
+        load_answers(bad)
+    bad.write_text('{"ground_truth": "x"}\n')
+    with pytest.raises(DataError, match="qa.jsonl:1: missing field 'id'"):
+        load_answers(bad)
+    folder = _beir(tmp_path / "nomatch", {"other": "an answer"})
+    with pytest.raises(DataError, match="no answer matches a query id of queries.jsonl"):
+        load_training_queries(folder, answers_file="qa.jsonl")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "q", "positive": "p", "answer": "a"}\n')
+    [item], _ = load_training_queries(pairs)
+    assert item.reference == "a"

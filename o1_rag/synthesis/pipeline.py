@@ -1,11 +1,14 @@
 """``o1rag synth``: training queries with known positives -> jsonl of voted thoughts and hard negatives.
 
-Each output line: ``{query_id, query, thought, positives, negatives, votes, candidates, teacher,
-positive_ids, negative_ids}``. The file is append-only and resumable: finished query ids are skipped
+Each output line: ``{query_id, query, thought, positives, negatives, votes, candidates, sources, teacher,
+positive_ids, negative_ids}``. Where a query has a reference answer (``--answers``, e.g. a QA set's long
+answers), it joins the expert's drafts as one more candidate (``sources`` says which is which) and the
+committee votes over all of them. The file is append-only and resumable: finished query ids are skipped
 after a kill, and a half-written last line is cut away before appending.
 
 ``export_ids`` writes a shareable copy without the collection's texts (query, passages): ids, thoughts and
-votes only, plus the collection's name; training joins the texts back from the collection folder.
+votes only, plus the collection's name; training joins the texts back from the collection folder (reference
+answers too: they are the collection's text, so the copy holds ``null`` in their place).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels, load_queries
+from o1_rag.data import (
+    DataError,
+    Document,
+    iter_jsonl,
+    load_answers,
+    load_corpus,
+    load_qrels,
+    load_queries,
+)
 from o1_rag.files import atomic_write
 from o1_rag.synthesis.committee import BM25Member, Member, vote
 from o1_rag.synthesis.expert import Expert, expert_prompt, pick_examples
@@ -34,23 +45,35 @@ class TrainingQuery:
     id: str
     text: str
     positives: list[Document]
+    reference: str | None = None
 
 
 def load_training_queries(
     source: str | Path,
     queries_file: str = "queries.jsonl",
     qrels_file: str = "qrels.tsv",
+    answers_file: str | None = None,
 ) -> tuple[list[TrainingQuery], list[Document]]:
-    """From a BEIR folder (queries + qrels + corpus) or a jsonl of ``{query, positive}`` records."""
+    """From a BEIR folder (queries + qrels + corpus) or a jsonl of ``{query, positive}`` records.
+
+    Reference answers come from ``answers_file`` in the BEIR folder (see ``data.load_answers``) or from an
+    optional ``answer`` field of the jsonl records.
+    """
     path = Path(source)
     if path.is_file():
+        if answers_file:
+            raise DataError("answers for a jsonl source go in each record's 'answer' field, not a file")
         items, corpus = [], []
         for lineno, record in iter_jsonl(path):
             if not all(isinstance(record.get(k), str) for k in ("query", "positive")):
                 raise DataError(f'{path}:{lineno}: expected {{"query": str, "positive": str}}')
+            answer = record.get("answer")
+            if answer is not None and not isinstance(answer, str):
+                raise DataError(f"{path}:{lineno}: field 'answer' must be a string")
             doc = Document(f"p{lineno}", "", record["positive"])
             corpus.append(doc)
-            items.append(TrainingQuery(str(record.get("id", lineno)), record["query"], [doc]))
+            qid = str(record.get("id", lineno))
+            items.append(TrainingQuery(qid, record["query"], [doc], (answer or "").strip() or None))
         if not items:
             raise DataError(f"{path}: no records")
         return items, corpus
@@ -70,6 +93,12 @@ def load_training_queries(
             items.append(TrainingQuery(qid, queries[qid], positives))
     if not items:
         raise DataError(f"{path / qrels_file}: no query with a positive document")
+    if answers_file:
+        answers = load_answers(path / answers_file)
+        for item in items:
+            item.reference = answers.get(item.id)
+        if not any(item.reference for item in items):
+            raise DataError(f"{path / answers_file}: no answer matches a query id of {queries_file}")
     return items, corpus
 
 
@@ -93,9 +122,16 @@ def finished_ids(output: Path) -> set[str]:
 
 
 TEXT_FIELDS = ("query", "positives", "negatives")
+EXPERT, REFERENCE = "expert", "reference"
 
 
-def export_ids(source: Path, output: Path, collection: str, queries_file: str = "queries.jsonl") -> int:
+def export_ids(
+    source: Path,
+    output: Path,
+    collection: str,
+    queries_file: str = "queries.jsonl",
+    answers_file: str | None = None,
+) -> int:
     """Copy synthesis records to ``output`` without the collection's texts; returns the record count.
 
     Each line keeps ``query_id``, ``positive_ids``, ``negative_ids``, the thoughts and the votes, and names
@@ -107,6 +143,15 @@ def export_ids(source: Path, output: Path, collection: str, queries_file: str = 
             raise DataError(f"{source}:{lineno}: no query_id/positive_ids (synthesized from a jsonl source?)")
         slim = {k: v for k, v in record.items() if k not in TEXT_FIELDS}
         slim.update(collection=collection, queries_file=queries_file)
+        sources = record.get("sources", [])
+        if REFERENCE in sources:
+            if not answers_file:
+                raise DataError(f"{source}:{lineno}: holds a reference answer; name its answers file")
+            at = sources.index(REFERENCE)
+            slim["candidates"] = [None if i == at else c for i, c in enumerate(record["candidates"])]
+            if record.get("winner") == at:
+                slim["thought"] = None
+            slim["answers_file"] = answers_file
         lines.append(json.dumps(slim, ensure_ascii=False))
     if not lines:
         raise DataError(f"{source}: no records")
@@ -138,11 +183,13 @@ def synthesize(
 ) -> int:
     """Write one voted record per query to ``output`` (appending; finished ids skipped). Returns how many
     were written in this run."""
-    if k < 2:
-        raise ValueError(f"k (candidates per query) must be >= 2 for a vote, got {k}")
+    if k < 1:
+        raise ValueError(f"k (expert candidates per query) must be >= 1, got {k}")
     output.parent.mkdir(parents=True, exist_ok=True)
     done = finished_ids(output)
     todo = [item for item in items if item.id not in done]
+    if k < 2 and any(not item.reference for item in todo):
+        raise ValueError(f"k = {k} leaves queries without a reference answer nothing to vote on; use k >= 2")
     pool = [(item.text, item.positives[0].full_text()) for item in items]
     ids = [d.id for d in corpus]
     by_id = {d.id: d for d in corpus}
@@ -158,7 +205,9 @@ def synthesize(
             prompts.append(expert_prompt(item.text, examples, example_chars))
         drafts = expert.draft(prompts, k, seed)
         lines = []
-        for item, candidates in zip(part, drafts, strict=True):
+        for item, drafted in zip(part, drafts, strict=True):
+            candidates = [*drafted, *([item.reference] if item.reference else [])]
+            sources = [EXPERT] * len(drafted) + ([REFERENCE] if item.reference else [])
             texts = [f"{item.text} {c}" for c in candidates]
             outcome = vote({m.name: m.score(texts, item.positives[0]) for m in members}, rule)
             exclude = {d.id for d in item.positives}
@@ -175,7 +224,9 @@ def synthesize(
                         "negatives": [by_id[d].full_text() for d in negative_ids],
                         "votes": outcome.votes,
                         "teacher": outcome.teacher,
-                        "candidates": list(candidates),
+                        "candidates": candidates,
+                        "sources": sources,
+                        "winner": outcome.winner,
                         "positive_ids": [d.id for d in item.positives],
                         "negative_ids": negative_ids,
                     },

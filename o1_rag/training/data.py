@@ -20,10 +20,11 @@ def load_examples(
     """Records ``{query, thought, positives, negatives, ...}`` from synthesis jsonl files.
 
     Ids-only records (from ``export_ids``: ``collection``, ``query_id``, ``positive_ids``,
-    ``negative_ids``) get their texts joined back from the BEIR folder ``data_root/collection``.
+    ``negative_ids``) get their texts joined back from the BEIR folder ``data_root/collection``; a reference
+    answer left out of such a record (``null`` among its ``candidates``) comes back from ``answers_file``.
     """
     examples: list[dict[str, Any]] = []
-    collections: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
+    collections: dict[tuple[str, str], Any] = {}
     for path in map(Path, paths):
         for lineno, record in iter_jsonl(path):
             where = f"{path}:{lineno}"
@@ -45,10 +46,11 @@ def _join_texts(
     record: dict[str, Any],
     where: str,
     data_root: str | Path | None,
-    cache: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]],
+    cache: dict[tuple[str, str], Any],
 ) -> dict[str, Any]:
-    """Fill ``query``, ``positives`` and ``negatives`` of an ids-only record from its collection."""
-    from o1_rag.data import load_corpus, load_queries
+    """Fill ``query``, ``positives`` and ``negatives`` (and left-out reference answers) of an ids-only record
+    from its collection."""
+    from o1_rag.data import load_answers, load_corpus, load_queries
 
     if data_root is None:
         raise DataError(f"{where}: record holds ids only; set [data] data_root to the collections' folder")
@@ -67,12 +69,25 @@ def _join_texts(
     if str(record["query_id"]) not in queries or missing:
         what = f"document '{missing[0]}'" if missing else f"query '{record['query_id']}'"
         raise DataError(f"{where}: {what} not in collection '{name}'")
-    return {
+    joined = {
         **record,
         "query": queries[str(record["query_id"])],
         "positives": [texts[i] for i in record["positive_ids"]],
         "negatives": [texts[i] for i in record.get("negative_ids", [])],
     }
+    if record.get("answers_file"):
+        key = (name, "answers:" + str(record["answers_file"]))
+        if key not in cache:
+            cache[key] = load_answers(Path(data_root) / name / str(record["answers_file"]))
+        answer = cache[key].get(str(record["query_id"]))
+        if answer is None:
+            raise DataError(
+                f"{where}: no answer for query '{record['query_id']}' in {record['answers_file']}"
+            )
+        joined["candidates"] = [answer if c is None else c for c in record.get("candidates", [])]
+        if joined.get("thought") is None:
+            joined["thought"] = answer
+    return joined
 
 
 @dataclass
