@@ -371,7 +371,8 @@ def eval_ir(
         typer.Option(
             "--systems",
             "-s",
-            help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W].",
+            help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W], "
+            "o1-native, o1-chat.",
         ),
     ] = "bm25,dense,o1-nothink,o1",
     baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,

@@ -45,8 +45,11 @@ def test_system_registry() -> None:
     mix = build_system("o1-mix", settings)
     assert mix.think and mix.query_weight == 0.5 and mix.name == "o1-mix"
     assert build_system("o1-mix:0.3", settings).name == "o1-mix:0.3"
+    chat = build_system("o1-chat", settings)
+    assert chat.think and chat.think_mode == "chat" and chat.name == "o1-chat"
+    assert build_system("o1-native", settings).think_mode == "native"
     assert parse_systems("o1,o1-mix,o1-mix:0.2") == ["o1", "o1-mix", "o1-mix:0.2"]
-    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x", "o1-mix:2", "o1-mix:abc", "o1-mix:0"]:
+    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x", "o1-mix:2", "o1-mix:abc", "o1-mix:0", "o1-chat:1"]:
         with pytest.raises(UnknownSystemError):
             parse_systems(bad)
     assert issubclass(HydeSystem, DenseSystem)
@@ -109,7 +112,7 @@ def test_cli_eval_ir_end_to_end(tiny_corpus: Path, tiny_model_dir: Path, tmp_pat
             "ir",
             str(tiny_corpus),
             "--systems",
-            "bm25,o1-nothink,o1",
+            "bm25,o1-nothink,o1,o1-native",
             "--model",
             str(tiny_model_dir),
             "--max-new-tokens",
@@ -126,9 +129,13 @@ def test_cli_eval_ir_end_to_end(tiny_corpus: Path, tiny_model_dir: Path, tmp_pat
     )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
-    assert data["systems"] == ["bm25", "o1-nothink", "o1"] and data["num_queries"] == 1
+    assert data["systems"] == ["bm25", "o1-nothink", "o1", "o1-native"] and data["num_queries"] == 1
     assert set(data["scores"]["o1"]) == {"ndcg@10", "recall@100", "mrr@10"}
-    assert len(data["examples"]["o1"]["q1"]) == 2
+    assert len(data["examples"]["o1"]["q1"]) == 2 and len(data["examples"]["o1-native"]["q1"]) == 2
+    import chromadb
+
+    # the think mode changes the queries only: every O1 system searched one document collection
+    assert len(chromadb.PersistentClient(path=str(tmp_path / "db")).list_collections()) == 1
     assert (out / "metrics.png").stat().st_size > 0 and (out / "win_loss.png").stat().st_size > 0
     assert "o1rag eval ir" in (out / "report.md").read_text()
 

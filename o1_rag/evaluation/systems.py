@@ -3,7 +3,9 @@
 Spec strings: ``bm25``, ``dense`` or ``dense:<sentence-transformers model>``, ``hyde`` (the generator writes
 one hypothetical passage; its dense embedding is averaged with the query's), ``o1-nothink`` and ``o1``
 (the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma), and ``o1-mix`` or
-``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w``, default 0.5; same thoughts as ``o1``).
+``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w``, default 0.5; same thoughts as ``o1``);
+``o1-native`` and ``o1-chat`` think with the given prompt (``o1`` uses the model's own think mode: ``native``
+for O1-trained models, the chat template otherwise). Documents are embedded the same way in every mode.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
 DEFAULT_DENSE = "all-minilm-l6-v2"
-SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1", "o1-mix")
+SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1", "o1-mix", "o1-native", "o1-chat")
 
 
 class UnknownSystemError(O1RagError):
@@ -223,11 +225,20 @@ class O1System:
     """The O1 embedder, with (``o1``, ``o1-mix``) or without (``o1-nothink``) thinking, through the Chroma
     store."""
 
-    def __init__(self, think: bool, settings: EvalSettings, query_weight: float | None = None) -> None:
+    def __init__(
+        self,
+        think: bool,
+        settings: EvalSettings,
+        query_weight: float | None = None,
+        think_mode: str | None = None,
+    ) -> None:
         self.name = "o1" if think else "o1-nothink"
         if query_weight is not None:
             self.name = "o1-mix" if query_weight == 0.5 else f"o1-mix:{query_weight:g}"
+        if think_mode is not None:
+            self.name = f"o1-{think_mode}"
         self.think = think
+        self.think_mode = think_mode
         self.query_weight = query_weight
         self.settings = settings
         self.thoughts: dict[str, list[str]] = {}
@@ -256,7 +267,9 @@ class O1System:
 
         s = self.settings
         embedder = s.embedder(s.model, s.adapter)
-        collection = self.index(embedder, corpus)
+        collection = self.index(embedder, corpus)  # the think mode changes queries only, not documents
+        if self.think_mode is not None:
+            embedder = s.embedder(s.model, s.adapter, self.think_mode)
         qids = list(queries)
         texts = [queries[q] for q in qids]
         if self.think:
@@ -286,6 +299,8 @@ def build_system(spec: str, settings: EvalSettings) -> System:
         return cls(arg or DEFAULT_DENSE, settings)
     if name in {"o1", "o1-nothink"} and not arg:
         return O1System(name == "o1", settings)
+    if name in {"o1-native", "o1-chat"} and not arg:
+        return O1System(True, settings, think_mode=name.removeprefix("o1-"))
     if name == "o1-mix":
         try:
             weight = float(arg) if arg else 0.5
@@ -295,7 +310,8 @@ def build_system(spec: str, settings: EvalSettings) -> System:
             raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in (0, 1]")
         return O1System(True, settings, weight)
     raise UnknownSystemError(
-        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W]"
+        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, "
+        "o1-mix[:W], o1-native, o1-chat"
     )
 
 
@@ -309,7 +325,7 @@ def parse_systems(specs: str) -> list[str]:
         if (
             base not in SYSTEM_NAMES
             or base == "o1-mix"
-            or (base in {"bm25", "o1", "o1-nothink"} and ":" in item)
+            or (base in {"bm25", "o1", "o1-nothink", "o1-native", "o1-chat"} and ":" in item)
         ):
             build_system(item, EvalSettings())  # raises the clear error
     if len(set(items)) != len(items):
