@@ -229,3 +229,10 @@ def test_answers_file_errors(tmp_path: Path) -> None:
     pairs.write_text('{"query": "q", "positive": "p", "answer": "a"}\n')
     [item], _ = load_training_queries(pairs)
     assert item.reference == "a"
+
+
+def test_finished_ids_reads_records_holding_unicode_line_separators(tmp_path: Path) -> None:
+    out = tmp_path / "s.jsonl"
+    records = [{"query_id": "q1", "thought": "one\u2028two\x85three"}, {"query_id": "q2", "thought": "x"}]
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    assert finished_ids(out) == {"q1", "q2"}

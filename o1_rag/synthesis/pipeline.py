@@ -113,7 +113,10 @@ def finished_ids(output: Path) -> set[str]:
         with open(output, "r+b") as handle:
             handle.truncate(len(keep))
     done = set()
-    for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
+    # split on "\n" only: str.splitlines() would also split inside texts holding U+2028 and the like
+    for lineno, line in enumerate(keep.decode("utf-8").split("\n")[:-1], start=1):
+        if not line.strip():
+            continue
         try:
             done.add(str(json.loads(line)["query_id"]))
         except (json.JSONDecodeError, KeyError, TypeError):
