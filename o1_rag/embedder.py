@@ -196,14 +196,17 @@ class O1Embedder:
 
     @property
     def fingerprint_fields(self) -> dict[str, Any]:
-        """Everything that decides the embedding space (hashed into ``fingerprint``)."""
+        """Everything that decides the embedding space and the document vectors (hashed into
+        ``fingerprint``). How thoughts are written (think mode, sampling, lengths) changes query vectors
+        only: it is part of the thought-cache key, not of the fingerprint, so one index serves every think
+        mode."""
         return {
             "base": self.base_identity,
             "adapter": self.adapter_identity,
             "prompt_format": PROMPT_FORMAT_VERSION,
             "pooling": POOLING,
             "normalize": True,
-            "think_mode": self.think_mode,
+            "max_document_tokens": self.format.max_document_tokens,
         }
 
     @property
@@ -253,6 +256,7 @@ class O1Embedder:
     def _cache_params(self, params: ThinkParams) -> dict[str, Any]:
         return {
             **asdict(params),
+            "think_mode": self.think_mode,
             "max_query_tokens": self.format.max_query_tokens,
             "max_thought_tokens": self.format.max_thought_tokens,
         }

@@ -176,9 +176,16 @@ def directory_identity(path: Path) -> str:
 
 
 def adapter_checksum(path: Path) -> str:
-    """sha256 over an adapter's weights and configs (its files are small)."""
+    """sha256 over an adapter's weights and peft config (its files are small).
+
+    ``o1_config.json`` is left out: what in it shapes document vectors (the truncation length) is part of
+    the embedder fingerprint itself, and the rest (think mode, query-side lengths) is query-side only.
+    """
     digest = hashlib.sha256()
-    for name in sorted(p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"}):
+    files = [
+        p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"} and p.name != O1_CONFIG_NAME
+    ]
+    for name in sorted(files):
         digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())
     return digest.hexdigest()[:16]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from o1_rag.cache import ThoughtCache
-from o1_rag.embedder import O1Embedder
+from o1_rag.embedder import O1Embedder, ThinkParams
 
 DOCS = ["Aspirin lowers the risk of heart attacks.", "Short.", "Vitamin D " * 40, "Sleep and memory."]
 
@@ -93,8 +93,15 @@ def test_fingerprint_stable_and_sensitive(
     tuned = O1Embedder.from_pretrained(str(tiny_model_dir), str(tiny_adapter_dir), device="cpu", cache=False)
     assert tuned.fingerprint != again.fingerprint
     assert not np.allclose(tuned.embed_documents(DOCS[:1]), again.embed_documents(DOCS[:1]), atol=1e-4)
+    # the think mode changes how queries are written out, not the space: one index serves both modes
     native = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False, think_mode="native")
-    assert native.fingerprint != again.fingerprint
+    assert native.fingerprint == again.fingerprint and native.think_mode != again.think_mode
+    params = ThinkParams()
+    assert native._cache_params(params) != again._cache_params(params)  # thoughts are cached per mode
+    shorter = O1Embedder.from_pretrained(
+        str(tiny_model_dir), device="cpu", cache=False, max_document_tokens=8
+    )
+    assert shorter.fingerprint != again.fingerprint
 
 
 def test_rejects_bad_input(tiny_embedder_session: O1Embedder) -> None:
@@ -107,7 +114,6 @@ def test_rejects_bad_input(tiny_embedder_session: O1Embedder) -> None:
 def test_warm_cache_returns_stored_vector_without_forward(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from o1_rag.embedder import ThinkParams
 
     emb = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=tmp_path / "c.sqlite")
     params = ThinkParams(num_thoughts=2, max_new_tokens=4, temperature=1.0)
