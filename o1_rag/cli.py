@@ -39,6 +39,13 @@ DbOpt = Annotated[
 HostOpt = Annotated[str | None, typer.Option("--chroma-host", help="Use a running Chroma server instead.")]
 PortOpt = Annotated[int | None, typer.Option("--chroma-port", help="Port of the Chroma server.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+ThinkModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--think-mode",
+        help="native (continue <thought>) or chat (the chat template); default: the model's o1 config.",
+    ),
+]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the thought cache.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
 NumThoughtsOpt = Annotated[int, typer.Option("--num-thoughts", "-n", help="Thoughts sampled per query.")]
@@ -115,10 +122,17 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _embedder(model: str, adapter: str | None, device: str, no_cache: bool) -> Any:
+def _embedder(
+    model: str, adapter: str | None, device: str, no_cache: bool, think_mode: str | None = None
+) -> Any:
     from o1_rag.embedder import O1Embedder
+    from o1_rag.prompts import THINK_MODES
 
-    return O1Embedder.from_pretrained(model, adapter, device=device, cache=not no_cache)
+    if think_mode is not None and think_mode not in THINK_MODES:
+        raise ValueError(f"--think-mode must be one of {', '.join(THINK_MODES)}, got '{think_mode}'")
+    return O1Embedder.from_pretrained(
+        model, adapter, device=device, cache=not no_cache, think_mode=think_mode
+    )
 
 
 def _think_params(
@@ -211,6 +225,7 @@ def search(
         float,
         typer.Option("--query-weight", help="Mix the query-only embedding into the thought average (0-1)."),
     ] = 0.0,
+    think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
     db: DbOpt = None,
@@ -233,7 +248,7 @@ def search(
         if not 0.0 <= query_weight <= 1.0:
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
-        embedder = _embedder(model, adapter, device, no_cache)
+        embedder = _embedder(model, adapter, device, no_cache, think_mode)
         embedder.query_weight = query_weight
         target.check(embedder.fingerprint)
         [result] = pipeline.search(
@@ -284,6 +299,7 @@ def think(
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
+    think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
     device: DeviceOpt = "auto",
@@ -299,7 +315,7 @@ def think(
 
         check_query(text)
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
-        embedder = _embedder(model, adapter, device, no_cache)
+        embedder = _embedder(model, adapter, device, no_cache, think_mode)
         [thoughts] = embedder.think([text], **asdict(params), use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
             out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)

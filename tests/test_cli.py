@@ -50,6 +50,26 @@ def test_index_then_search_with_thoughts(indexed: dict[str, str]) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.output.count("thought ") == 2 and "score" in result.output
+    # another think mode searches the same index (the mode changes the query side only)
+    native = _invoke(
+        "search",
+        "aspirin",
+        "-c",
+        "tiny",
+        "--db",
+        indexed["db"],
+        "--model",
+        indexed["model"],
+        "--think-mode",
+        "native",
+        "-n",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--json",
+    )
+    assert native.exit_code == 0, native.output
+    assert len(json.loads(native.output)["thoughts"]) == 1
 
 
 def test_search_json_no_think(indexed: dict[str, str]) -> None:
@@ -109,6 +129,9 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
     _one_line_error(
         _invoke("search", "q", "-c", "tiny", "--query-weight", "2", *common),
         "--query-weight must be in [0, 1]",
+    )
+    _one_line_error(
+        _invoke("search", "q", "-c", "tiny", "--think-mode", "loud", *common), "--think-mode must be one of"
     )
     _one_line_error(_invoke("search", "q", "-c", "nothere", *common), "collection 'nothere' does not exist")
     _one_line_error(
