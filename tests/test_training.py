@@ -149,8 +149,14 @@ def test_two_steps_train_lora_and_markers_only(
         folder.joinpath("adapter_model.safetensors").stat().st_size
     )
     small = O1Embedder.from_pretrained(str(tiny_model_dir), str(packed), device="cpu", cache=False)
-    assert small.format.emb_id == emb_row
+    assert small.format.emb_id == emb_row and small.think_mode == "native"
     np.testing.assert_allclose(small.embed_documents(docs), before, atol=2e-2)
+    chat = O1Embedder.from_pretrained(
+        str(tiny_model_dir), str(pack_adapter(folder, tmp_path / "chat", think_mode="chat")), device="cpu"
+    )
+    assert chat.think_mode == "chat" and chat.fingerprint == small.fingerprint  # same index serves both
+    with pytest.raises(RecipeError, match="think_mode must be one of"):
+        pack_adapter(folder, tmp_path / "bad", think_mode="loud")
     with pytest.raises(RecipeError, match="no adapter_model.safetensors"):
         pack_adapter(tmp_path, tmp_path / "x")
 

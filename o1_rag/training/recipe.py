@@ -257,8 +257,13 @@ def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int,
 PACKED_FILES = ("adapter_config.json", "o1_config.json", "README.md")  # copied beside the cast weights
 
 
-def pack_adapter(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
+def pack_adapter(
+    source: str | Path, target: str | Path, dtype: str = "float16", think_mode: str | None = None
+) -> Path:
     """Copy a trained adapter folder for shipping: weights cast to ``dtype``, no tokenizer files.
+
+    ``think_mode`` sets the default way the packed model writes thoughts (``native`` after training; pick
+    ``chat`` where held-out queries retrieve better with it). It changes no weight and no document vector.
 
     The tokenizer is the base's plus the O1 markers, which loading adds back in the same order; a
     float16 copy halves the size and embeds the same within float16 rounding.
@@ -284,6 +289,16 @@ def pack_adapter(source: str | Path, target: str | Path, dtype: str = "float16")
     for name in PACKED_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, tmp / name)
+    if think_mode is not None:
+        from o1_rag.models import O1_CONFIG_NAME
+        from o1_rag.prompts import THINK_MODES
+
+        if think_mode not in THINK_MODES:
+            raise RecipeError(f"think_mode must be one of {THINK_MODES}, got '{think_mode}'")
+        config_path = tmp / O1_CONFIG_NAME
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        config["think_mode"] = think_mode
+        config_path.write_text(json.dumps(config, indent=2))
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
