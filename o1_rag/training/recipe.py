@@ -299,6 +299,9 @@ def pack_adapter(
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
         config["think_mode"] = think_mode
         config_path.write_text(json.dumps(config, indent=2))
+        card = tmp / "README.md"
+        if card.is_file():
+            card.write_text(card.read_text().rstrip("\n") + f"\n\nDefault think mode: `{think_mode}`.\n")
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
