@@ -88,11 +88,11 @@ def test_bad_k_missing_collection_and_mismatch(embedder: O1Embedder, tmp_path: P
         _retriever(embedder).invoke("q", k=-1)
     with pytest.raises(StoreError, match="does not exist"):
         _retriever(embedder, collection_name="nothere")
-    native = O1Embedder.from_pretrained(
-        str(shared_tiny_model()), device="cpu", cache=False, think_mode="native"
+    other = O1Embedder.from_pretrained(  # another document length: another embedding space
+        str(shared_tiny_model()), device="cpu", cache=False, max_document_tokens=8
     )
     with pytest.raises(FingerprintMismatchError, match="was indexed by embedder"):
-        _retriever(native)
+        _retriever(other)
     assert not (tmp_path / "anything").exists()
 
 

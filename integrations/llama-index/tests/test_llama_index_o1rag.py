@@ -87,8 +87,8 @@ def test_collection_built_by_o1rag_index(o1: O1Embedding, embedder: O1Embedder, 
     assert len(nodes) == 3 and {n.node.node_id for n in nodes} <= {f"d{i}" for i in range(5)}
     with pytest.raises(StoreError, match="does not exist"):
         o1.chroma_vector_store("missing", persist_dir=str(tmp_path))
-    native = O1Embedder.from_pretrained(
-        str(shared_tiny_model()), device="cpu", cache=False, think_mode="native"
+    other = O1Embedder.from_pretrained(  # another document length: another embedding space
+        str(shared_tiny_model()), device="cpu", cache=False, max_document_tokens=8
     )
     with pytest.raises(FingerprintMismatchError):
-        O1Embedding(embedder=native, **FAST).chroma_vector_store("built", persist_dir=str(tmp_path))
+        O1Embedding(embedder=other, **FAST).chroma_vector_store("built", persist_dir=str(tmp_path))
