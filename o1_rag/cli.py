@@ -222,9 +222,12 @@ def search(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
     query_weight: Annotated[
-        float,
-        typer.Option("--query-weight", help="Mix the query-only embedding into the thought average (0-1)."),
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            "--query-weight",
+            help="Mix the query-only embedding into the thought average (0-1; default: the model's, else 0).",
+        ),
+    ] = None,
     think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
@@ -245,11 +248,12 @@ def search(
         if k <= 0:
             raise ValueError(f"-k must be > 0, got {k}")
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
-        if not 0.0 <= query_weight <= 1.0:
+        if query_weight is not None and not 0.0 <= query_weight <= 1.0:
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
         embedder = _embedder(model, adapter, device, no_cache, think_mode)
-        embedder.query_weight = query_weight
+        if query_weight is not None:
+            embedder.query_weight = query_weight
         target.check(embedder.fingerprint)
         [result] = pipeline.search(
             embedder, target, [text], k=k, think=not no_think, params=params, use_cache=not no_cache

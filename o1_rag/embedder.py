@@ -103,6 +103,8 @@ class O1Embedder:
         batch_size: sequences per embedding forward.
         generation_batch_size: sequences per ``generate`` call.
         cache: a ``ThoughtCache`` or None.
+        query_weight: weight of the query-only ``v_q`` mixed into the thought average (0 = the paper's
+            pure thought average); default from the model's o1 config, else 0.
     """
 
     def __init__(
@@ -118,7 +120,7 @@ class O1Embedder:
         batch_size: int = 16,
         generation_batch_size: int = 32,
         cache: ThoughtCache | None = None,
-        query_weight: float = 0.0,
+        query_weight: float | None = None,
     ) -> None:
         cfg = loaded.o1_config
         self.model = loaded.model
@@ -141,7 +143,9 @@ class O1Embedder:
             raise ValueError("batch sizes must be >= 1")
         self.batch_size = batch_size
         self.generation_batch_size = generation_batch_size
-        self.query_weight = _check_weight(query_weight)
+        self.query_weight = _check_weight(
+            float(cfg.get("query_weight", 0.0)) if query_weight is None else query_weight
+        )
         self.cache = cache
         self.generate_calls = 0  # counts batched generate() calls (benchmarks, tests)
         self._lock = threading.RLock()

@@ -49,7 +49,20 @@ def test_system_registry() -> None:
     assert chat.think and chat.think_mode == "chat" and chat.name == "o1-chat"
     assert build_system("o1-native", settings).think_mode == "native"
     assert parse_systems("o1,o1-mix,o1-mix:0.2") == ["o1", "o1-mix", "o1-mix:0.2"]
-    for bad in ["bm42", "bm25:x", "", "bm25,bm25", "o1:x", "o1-mix:2", "o1-mix:abc", "o1-mix:0", "o1-chat:1"]:
+    assert build_system("o1", settings).query_weight is None  # the model's own default weight
+    pure = build_system("o1-mix:0", settings)
+    assert pure.query_weight == 0.0 and pure.name == "o1-mix:0"
+    for bad in [
+        "bm42",
+        "bm25:x",
+        "",
+        "bm25,bm25",
+        "o1:x",
+        "o1-mix:2",
+        "o1-mix:abc",
+        "o1-mix:-1",
+        "o1-chat:1",
+    ]:
         with pytest.raises(UnknownSystemError):
             parse_systems(bad)
     assert issubclass(HydeSystem, DenseSystem)

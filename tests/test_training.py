@@ -157,6 +157,27 @@ def test_two_steps_train_lora_and_markers_only(
     assert chat.think_mode == "chat" and chat.fingerprint == small.fingerprint  # same index serves both
     with pytest.raises(RecipeError, match="think_mode must be one of"):
         pack_adapter(folder, tmp_path / "bad", think_mode="loud")
+    with pytest.raises(RecipeError, match="query_weight must be in"):
+        pack_adapter(folder, tmp_path / "bad", query_weight=1.5)
+    assert not (tmp_path / "bad").exists()
+
+    # a default query weight: recorded in the config and the card (once, even when packed again)
+    mixed_dir = pack_adapter(folder, tmp_path / "mixed", think_mode="native", query_weight=0.25)
+    mixed_dir = pack_adapter(mixed_dir, mixed_dir, query_weight=0.3)
+    card = mixed_dir.joinpath("README.md").read_text()
+    assert (
+        card.count("Default query weight") == 1 and "0.3." in card and card.count("Default think mode") == 1
+    )
+    mixed = O1Embedder.from_pretrained(str(tiny_model_dir), str(mixed_dir), device="cpu", cache=False)
+    assert mixed.query_weight == 0.3 and mixed.think_mode == "native"
+    assert mixed.fingerprint == small.fingerprint  # documents are embedded the same
+    assert small.query_weight == 0.0
+    assert (
+        O1Embedder.from_pretrained(
+            str(tiny_model_dir), str(mixed_dir), device="cpu", cache=False, query_weight=0.0
+        ).query_weight
+        == 0.0
+    )
     with pytest.raises(RecipeError, match="no adapter_model.safetensors"):
         pack_adapter(tmp_path, tmp_path / "x")
 

@@ -3,9 +3,11 @@
 Spec strings: ``bm25``, ``dense`` or ``dense:<sentence-transformers model>``, ``hyde`` (the generator writes
 one hypothetical passage; its dense embedding is averaged with the query's), ``o1-nothink`` and ``o1``
 (the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma), and ``o1-mix`` or
-``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w``, default 0.5; same thoughts as ``o1``);
-``o1-native`` and ``o1-chat`` think with the given prompt (``o1`` uses the model's own think mode: ``native``
-for O1-trained models, the chat template otherwise). Documents are embedded the same way in every mode.
+``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w`` in [0, 1], default 0.5; ``o1-mix:0`` is the
+paper's pure thought average; same thoughts as ``o1``); ``o1-native`` and ``o1-chat`` think with the given
+prompt. ``o1`` uses the model's own defaults: its think mode (``native`` for O1-trained models, the chat
+template otherwise) and its query weight (0 unless the adapter sets one). Documents are embedded the same
+way in every mode.
 """
 
 from __future__ import annotations
@@ -274,8 +276,7 @@ class O1System:
         texts = [queries[q] for q in qids]
         if self.think:
             params = ThinkParams(s.num_thoughts, s.max_new_tokens, seed=s.seed)
-            weight = self.query_weight or 0.0
-            vectors, thoughts = embedder.think_and_embed(texts, params, query_weight=weight)
+            vectors, thoughts = embedder.think_and_embed(texts, params, query_weight=self.query_weight)
             self.thoughts.update(zip(qids, thoughts, strict=True))
         else:
             vectors = embedder.embed_queries(texts, think=False)
@@ -306,8 +307,8 @@ def build_system(spec: str, settings: EvalSettings) -> System:
             weight = float(arg) if arg else 0.5
         except ValueError:
             weight = -1.0
-        if not 0.0 < weight <= 1.0:
-            raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in (0, 1]")
+        if not 0.0 <= weight <= 1.0:
+            raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in [0, 1]")
         return O1System(True, settings, weight)
     raise UnknownSystemError(
         f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, "

@@ -258,12 +258,18 @@ PACKED_FILES = ("adapter_config.json", "o1_config.json", "README.md")  # copied 
 
 
 def pack_adapter(
-    source: str | Path, target: str | Path, dtype: str = "float16", think_mode: str | None = None
+    source: str | Path,
+    target: str | Path,
+    dtype: str = "float16",
+    think_mode: str | None = None,
+    query_weight: float | None = None,
 ) -> Path:
     """Copy a trained adapter folder for shipping: weights cast to ``dtype``, no tokenizer files.
 
     ``think_mode`` sets the default way the packed model writes thoughts (``native`` after training; pick
-    ``chat`` where held-out queries retrieve better with it). It changes no weight and no document vector.
+    ``chat`` where held-out queries retrieve better with it); ``query_weight`` the default weight of the
+    query-only ``v_q`` in the thought average (choose it on held-out queries too). Neither changes a weight
+    or a document vector.
 
     The tokenizer is the base's plus the O1 markers, which loading adds back in the same order; a
     float16 copy halves the size and embeds the same within float16 rounding.
@@ -273,7 +279,17 @@ def pack_adapter(
     from safetensors.torch import load_file, save_file
 
     from o1_rag.models import pick_dtype
+    from o1_rag.prompts import THINK_MODES
 
+    defaults: dict[str, Any] = {}
+    if think_mode is not None:
+        if think_mode not in THINK_MODES:
+            raise RecipeError(f"think_mode must be one of {THINK_MODES}, got '{think_mode}'")
+        defaults["think_mode"] = think_mode
+    if query_weight is not None:
+        if not 0.0 <= query_weight <= 1.0:
+            raise RecipeError(f"query_weight must be in [0, 1], got {query_weight}")
+        defaults["query_weight"] = float(query_weight)
     source, target = Path(source), Path(target)
     if not (source / "adapter_model.safetensors").is_file():
         raise RecipeError(f"{source}: no adapter_model.safetensors (not a trained adapter folder)")
@@ -289,19 +305,28 @@ def pack_adapter(
     for name in PACKED_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, tmp / name)
-    if think_mode is not None:
+    if defaults:
         from o1_rag.models import O1_CONFIG_NAME
-        from o1_rag.prompts import THINK_MODES
 
-        if think_mode not in THINK_MODES:
-            raise RecipeError(f"think_mode must be one of {THINK_MODES}, got '{think_mode}'")
         config_path = tmp / O1_CONFIG_NAME
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        config["think_mode"] = think_mode
+        config.update(defaults)
         config_path.write_text(json.dumps(config, indent=2))
         card = tmp / "README.md"
         if card.is_file():
-            card.write_text(card.read_text().rstrip("\n") + f"\n\nDefault think mode: `{think_mode}`.\n")
+            lines = []
+            if "think_mode" in config:
+                lines.append(f"Default think mode: `{config['think_mode']}`.")
+            if "query_weight" in config:
+                lines.append(
+                    f"Default query weight (share of `v_q` in the query vector): {config['query_weight']:g}."
+                )
+            kept = [
+                line
+                for line in card.read_text().splitlines()
+                if not line.startswith(("Default think mode:", "Default query weight"))
+            ]
+            card.write_text("\n".join(kept).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
