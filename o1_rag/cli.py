@@ -52,6 +52,12 @@ NumThoughtsOpt = Annotated[int, typer.Option("--num-thoughts", "-n", help="Thoug
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", help="Tokens per thought at most.")]
 TempOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")]
 TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
+RepPenOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--repetition-penalty", help="Penalise repeated tokens in thoughts (1 = none; default: the model's)."
+    ),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Make sampling reproducible.")]
 
 
@@ -136,11 +142,16 @@ def _embedder(
 
 
 def _think_params(
-    num_thoughts: int, max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    num_thoughts: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    repetition_penalty: float | None = None,
 ) -> Any:
     from o1_rag.embedder import ThinkParams
 
-    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed)
+    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
 
 
 @app.command()
@@ -221,6 +232,7 @@ def search(
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
+    repetition_penalty: RepPenOpt = None,
     query_weight: Annotated[
         float | None,
         typer.Option(
@@ -247,7 +259,7 @@ def search(
         pipeline.check_query(text)
         if k <= 0:
             raise ValueError(f"-k must be > 0, got {k}")
-        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
         if query_weight is not None and not 0.0 <= query_weight <= 1.0:
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
@@ -303,6 +315,7 @@ def think(
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
+    repetition_penalty: RepPenOpt = None,
     think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
@@ -318,7 +331,7 @@ def think(
         from o1_rag.search import check_query
 
         check_query(text)
-        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
         embedder = _embedder(model, adapter, device, no_cache, think_mode)
         [thoughts] = embedder.think([text], **asdict(params), use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
@@ -409,6 +422,7 @@ def eval_ir(
     num_thoughts: NumThoughtsOpt = 3,
     max_new_tokens: MaxNewOpt = 64,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
+    repetition_penalty: RepPenOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
     db: DbOpt = None,
@@ -430,6 +444,7 @@ def eval_ir(
             num_thoughts=num_thoughts,
             max_new_tokens=max_new_tokens,
             seed=seed,
+            repetition_penalty=repetition_penalty,
             db=str(db) if db else None,
             exact=exact,
         )

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ class ThinkParams:
     """Generation settings of ``think``; they are part of the thought-cache key.
 
     Defaults follow the paper (3 thoughts, temperature 0.1, top-p 0.9) except ``max_new_tokens``: 64
-    instead of 128 keeps CPU latency reasonable; raise it on a GPU.
+    instead of 128 keeps CPU latency reasonable; raise it on a GPU. ``repetition_penalty`` (the
+    ``generate`` option; 1 = none) defaults to the model's o1 config, else 1.
     """
 
     num_thoughts: int = 3
@@ -42,6 +43,7 @@ class ThinkParams:
     temperature: float = 0.1
     top_p: float = 0.9
     seed: int | None = None
+    repetition_penalty: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_thoughts < 1:
@@ -52,6 +54,8 @@ class ThinkParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty is not None and not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
 
 def normalise_rows(rows: np.ndarray) -> np.ndarray:
@@ -105,6 +109,8 @@ class O1Embedder:
         cache: a ``ThoughtCache`` or None.
         query_weight: weight of the query-only ``v_q`` mixed into the thought average (0 = the paper's
             pure thought average); default from the model's o1 config, else 0.
+        repetition_penalty: used when ``ThinkParams`` leaves it unset; default from the model's o1
+            config, else 1 (none).
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class O1Embedder:
         generation_batch_size: int = 32,
         cache: ThoughtCache | None = None,
         query_weight: float | None = None,
+        repetition_penalty: float | None = None,
     ) -> None:
         cfg = loaded.o1_config
         self.model = loaded.model
@@ -146,6 +153,12 @@ class O1Embedder:
         self.query_weight = _check_weight(
             float(cfg.get("query_weight", 0.0)) if query_weight is None else query_weight
         )
+        penalty = (
+            float(cfg.get("repetition_penalty", 1.0)) if repetition_penalty is None else repetition_penalty
+        )
+        if not penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
+        self.repetition_penalty = float(penalty)
         self.cache = cache
         self.generate_calls = 0  # counts batched generate() calls (benchmarks, tests)
         self._lock = threading.RLock()
@@ -235,6 +248,7 @@ class O1Embedder:
         seed: int | None = None,
         batch_size: int | None = None,
         use_cache: bool = True,
+        repetition_penalty: float | None = None,
     ) -> list[list[str]]:
         """Write ``num_thoughts`` thoughts per query.
 
@@ -245,7 +259,9 @@ class O1Embedder:
             One list of ``num_thoughts`` strings per query, in input order.
         """
         queries = _check_texts(queries, "queries")
-        params = ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed)
+        params = self.resolve(
+            ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+        )
         cache = self.cache if use_cache else None
         unique = list(dict.fromkeys(queries))
         found = cache.get_many(self.fingerprint, self._cache_params(params), unique) if cache else {}
@@ -257,9 +273,18 @@ class O1Embedder:
             found.update(generated)
         return [list(found[q]) for q in queries]
 
+    def resolve(self, params: ThinkParams) -> ThinkParams:
+        """``params`` with what it leaves unset filled from this embedder's defaults."""
+        if params.repetition_penalty is None:
+            return replace(params, repetition_penalty=self.repetition_penalty)
+        return params
+
     def _cache_params(self, params: ThinkParams) -> dict[str, Any]:
+        fields = asdict(self.resolve(params))
+        if fields["repetition_penalty"] == 1.0:
+            del fields["repetition_penalty"]  # keys of thoughts written before the option existed stay valid
         return {
-            **asdict(params),
+            **fields,
             "think_mode": self.think_mode,
             "max_query_tokens": self.format.max_query_tokens,
             "max_thought_tokens": self.format.max_thought_tokens,
@@ -287,6 +312,7 @@ class O1Embedder:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 seed=params.seed,
+                repetition_penalty=self.resolve(params).repetition_penalty or 1.0,
                 batch_size=batch_size,
                 stop_ids=stop_ids,
                 pad_id=self.pad_id,

@@ -44,6 +44,7 @@ def generate_texts(
     top_p: float,
     seed: int | None,
     batch_size: int,
+    repetition_penalty: float = 1.0,
     stop_ids: Sequence[int],
     pad_id: int,
     on_call: Callable[[], None] | None = None,
@@ -51,13 +52,16 @@ def generate_texts(
     """Continue every prompt; return the decoded new text of each, in input order.
 
     Prompts are sorted by length and sent in left-padded batches of ``batch_size``; with a ``seed`` the
-    sampling is reproducible (the global RNG state is restored afterwards).
+    sampling is reproducible (the global RNG state is restored afterwards). ``repetition_penalty`` is
+    ``generate``'s (1 = none).
     """
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs = [""] * len(prompts)
     sample = temperature > 0
     extra: dict[str, Any] = {"temperature": temperature, "top_p": top_p} if sample else {}
+    if repetition_penalty != 1.0:
+        extra["repetition_penalty"] = repetition_penalty
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
         if seed is not None:
             torch.manual_seed(seed)

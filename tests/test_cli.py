@@ -133,6 +133,10 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
     _one_line_error(
         _invoke("search", "q", "-c", "tiny", "--think-mode", "loud", *common), "--think-mode must be one of"
     )
+    _one_line_error(
+        _invoke("think", "q", "--repetition-penalty", "0", "--model", indexed["model"]),
+        "repetition_penalty must be > 0",
+    )
     _one_line_error(_invoke("search", "q", "-c", "nothere", *common), "collection 'nothere' does not exist")
     _one_line_error(
         _invoke("search", "q", "-c", "tiny", "--db", indexed["db"], "--model", "nobody/nothing-xyz"),

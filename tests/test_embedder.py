@@ -104,6 +104,29 @@ def test_fingerprint_stable_and_sensitive(
     assert shorter.fingerprint != again.fingerprint
 
 
+def test_repetition_penalty_changes_thoughts_and_their_cache_key(
+    tiny_model_dir: Path, tiny_embedder_session: O1Embedder
+) -> None:
+    emb = tiny_embedder_session
+    plain = ThinkParams(num_thoughts=1, max_new_tokens=12, temperature=0.0)
+    penalised = ThinkParams(num_thoughts=1, max_new_tokens=12, temperature=0.0, repetition_penalty=3.0)
+    # 1 = no penalty: the key of thoughts cached before the option existed is unchanged
+    assert "repetition_penalty" not in emb._cache_params(plain)
+    assert emb._cache_params(plain) == emb._cache_params(ThinkParams(1, 12, 0.0, repetition_penalty=1.0))
+    assert emb._cache_params(penalised)["repetition_penalty"] == 3.0
+    queries = ["aspirin aspirin aspirin", "sleep and memory in older adults"]
+    greedy = emb.think(queries, **vars(plain), use_cache=False)
+    assert emb.think(queries, **vars(penalised), use_cache=False) != greedy
+    # a model-level default (an adapter's o1 config) applies when the call leaves it unset
+    strict = O1Embedder.from_pretrained(
+        str(tiny_model_dir), device="cpu", cache=False, repetition_penalty=3.0
+    )
+    assert strict.resolve(plain).repetition_penalty == 3.0 and strict.resolve(penalised) == penalised
+    assert strict.think(queries, **vars(plain)) == emb.think(queries, **vars(penalised), use_cache=False)
+    with pytest.raises(ValueError, match="repetition_penalty must be > 0"):
+        ThinkParams(repetition_penalty=0.0)
+
+
 def test_rejects_bad_input(tiny_embedder_session: O1Embedder) -> None:
     with pytest.raises(TypeError, match="list of strings"):
         tiny_embedder_session.embed_documents("one string")

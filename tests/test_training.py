@@ -163,15 +163,16 @@ def test_two_steps_train_lora_and_markers_only(
 
     # a default query weight: recorded in the config and the card (once, even when packed again)
     mixed_dir = pack_adapter(folder, tmp_path / "mixed", think_mode="native", query_weight=0.25)
-    mixed_dir = pack_adapter(mixed_dir, mixed_dir, query_weight=0.3)
+    mixed_dir = pack_adapter(mixed_dir, mixed_dir, query_weight=0.3, repetition_penalty=1.2)
     card = mixed_dir.joinpath("README.md").read_text()
-    assert (
-        card.count("Default query weight") == 1 and "0.3." in card and card.count("Default think mode") == 1
-    )
+    assert card.count("Default query weight") == 1 and "0.3." in card
+    assert card.count("Default think mode") == 1 and "Default repetition penalty of thoughts: 1.2." in card
     mixed = O1Embedder.from_pretrained(str(tiny_model_dir), str(mixed_dir), device="cpu", cache=False)
-    assert mixed.query_weight == 0.3 and mixed.think_mode == "native"
+    assert mixed.query_weight == 0.3 and mixed.think_mode == "native" and mixed.repetition_penalty == 1.2
     assert mixed.fingerprint == small.fingerprint  # documents are embedded the same
-    assert small.query_weight == 0.0
+    assert small.query_weight == 0.0 and small.repetition_penalty == 1.0
+    with pytest.raises(RecipeError, match="repetition_penalty must be > 0"):
+        pack_adapter(folder, tmp_path / "bad", repetition_penalty=0.0)
     assert (
         O1Embedder.from_pretrained(
             str(tiny_model_dir), str(mixed_dir), device="cpu", cache=False, query_weight=0.0

@@ -57,6 +57,7 @@ class EvalSettings:
     num_thoughts: int = 3
     max_new_tokens: int = 64
     seed: int | None = 0
+    repetition_penalty: float | None = None
     db: str | None = None
     exact: bool = False
     dataset: str = "data"
@@ -275,7 +276,9 @@ class O1System:
         qids = list(queries)
         texts = [queries[q] for q in qids]
         if self.think:
-            params = ThinkParams(s.num_thoughts, s.max_new_tokens, seed=s.seed)
+            params = ThinkParams(
+                s.num_thoughts, s.max_new_tokens, seed=s.seed, repetition_penalty=s.repetition_penalty
+            )
             vectors, thoughts = embedder.think_and_embed(texts, params, query_weight=self.query_weight)
             self.thoughts.update(zip(qids, thoughts, strict=True))
         else:

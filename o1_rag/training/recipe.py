@@ -263,13 +263,14 @@ def pack_adapter(
     dtype: str = "float16",
     think_mode: str | None = None,
     query_weight: float | None = None,
+    repetition_penalty: float | None = None,
 ) -> Path:
     """Copy a trained adapter folder for shipping: weights cast to ``dtype``, no tokenizer files.
 
     ``think_mode`` sets the default way the packed model writes thoughts (``native`` after training; pick
     ``chat`` where held-out queries retrieve better with it); ``query_weight`` the default weight of the
     query-only ``v_q`` in the thought average (choose it on held-out queries too). Neither changes a weight
-    or a document vector.
+    or a document vector. ``repetition_penalty`` sets the thoughts' default repetition penalty.
 
     The tokenizer is the base's plus the O1 markers, which loading adds back in the same order; a
     float16 copy halves the size and embeds the same within float16 rounding.
@@ -290,6 +291,10 @@ def pack_adapter(
         if not 0.0 <= query_weight <= 1.0:
             raise RecipeError(f"query_weight must be in [0, 1], got {query_weight}")
         defaults["query_weight"] = float(query_weight)
+    if repetition_penalty is not None:
+        if not repetition_penalty > 0:
+            raise RecipeError(f"repetition_penalty must be > 0, got {repetition_penalty}")
+        defaults["repetition_penalty"] = float(repetition_penalty)
     source, target = Path(source), Path(target)
     if not (source / "adapter_model.safetensors").is_file():
         raise RecipeError(f"{source}: no adapter_model.safetensors (not a trained adapter folder)")
@@ -321,10 +326,12 @@ def pack_adapter(
                 lines.append(
                     f"Default query weight (share of `v_q` in the query vector): {config['query_weight']:g}."
                 )
+            if "repetition_penalty" in config:
+                lines.append(f"Default repetition penalty of thoughts: {config['repetition_penalty']:g}.")
             kept = [
                 line
                 for line in card.read_text().splitlines()
-                if not line.startswith(("Default think mode:", "Default query weight"))
+                if not line.startswith(("Default think mode:", "Default query weight", "Default repetition"))
             ]
             card.write_text("\n".join(kept).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
     if target.exists():
