@@ -467,6 +467,37 @@ def eval_ir(
     _run(verbose, body)
 
 
+@eval_app.command("table")
+def eval_table(
+    reports: Annotated[list[Path], typer.Argument(help="Report folders written by 'o1rag eval ir'.")],
+    metric: Annotated[str, typer.Option("--metric", help="ndcg@10, recall@100 or mrr@10.")] = "ndcg@10",
+    systems: Annotated[
+        str | None, typer.Option("--systems", "-s", help="Comma-separated columns [default: all shared].")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", help="A,B: compare two systems query by query over all reports (paired)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """One markdown table from several IR reports (no model is run)."""
+
+    def body() -> None:
+        from o1_rag.evaluation.summary import SummaryError, summarize
+
+        pair = None
+        if compare is not None:
+            parts = [p.strip() for p in compare.split(",")]
+            if len(parts) != 2 or not all(parts):
+                raise SummaryError(f"--compare needs two systems as A,B, got '{compare}'")
+            pair = (parts[0], parts[1])
+        columns = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
+        summary = summarize(list(reports), metric, columns, pair)
+        typer.echo(summary.markdown(), nl=False)
+
+    _run(verbose, body)
+
+
 @eval_app.command("rag")
 def eval_rag(
     ctx: typer.Context,

@@ -9,6 +9,7 @@ from o1_rag.cli import app
 from o1_rag.data import DataError
 from o1_rag.evaluation.ir import load_collection, score_runs
 from o1_rag.evaluation.report import write_folder
+from o1_rag.evaluation.summary import SummaryError, summarize
 from o1_rag.evaluation.systems import (
     BM25System,
     DenseSystem,
@@ -196,3 +197,40 @@ def test_training_bench_joint_forward_keeps_less_for_backward(tiny_model_dir: Pa
     memory = rows["query side activation memory saved for backward"]
     assert 0 < float(memory.value) < float(memory.baseline)
     assert float(rows["training step"].value) > 0
+
+
+def _fake_report(folder: Path, dataset: str, per_query: dict[str, dict[str, float]]) -> Path:
+    folder.mkdir()
+    scores = {s: {"ndcg@10": sum(v.values()) / len(v)} for s, v in per_query.items()}
+    result = {
+        "dataset": dataset,
+        "systems": list(per_query),
+        "num_queries": len(next(iter(per_query.values()))),
+        "num_docs": 10,
+        "scores": scores,
+        "per_query": {s: {"ndcg@10": v} for s, v in per_query.items()},
+    }
+    (folder / "results.json").write_text(json.dumps(result))
+    return folder
+
+
+def test_table_of_several_reports_with_a_paired_comparison(tmp_path: Path) -> None:
+    one = _fake_report(tmp_path / "one", "alpha", {"a": {"q1": 0.5, "q2": 1.0}, "b": {"q1": 0.25, "q2": 1.0}})
+    two = _fake_report(tmp_path / "two", "beta", {"b": {"x": 0.75}, "a": {"x": 0.5}, "c": {"x": 0.1}})
+    summary = summarize([one, two], compare=("a", "b"))
+    assert summary.systems == ["a", "b"]  # the systems every report has, in the first one's order
+    assert summary.averages() == {"a": (0.75 + 0.5) / 2, "b": (0.625 + 0.75) / 2}
+    c = summary.comparison
+    assert (c.queries, c.wins, c.ties, c.losses, c.collections_won) == (3, 1, 1, 1, 1)
+    assert c.mean_difference == pytest.approx((0.25 + 0.0 - 0.25) / 3)
+    table = summary.markdown()
+    assert "| alpha | 2 | 10 | 0.750 | 0.625 |" in table and "| average (2) |  |  | 0.625 | 0.688 |" in table
+    with pytest.raises(SummaryError, match="no system 'c'"):
+        summarize([one, two], systems=["a", "c"])
+    with pytest.raises(SummaryError, match="no results.json"):
+        summarize([tmp_path])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["eval", "table", str(one), str(two), "--compare", "a,b"])
+    assert ok.exit_code == 0 and "a vs b (ndcg@10, 3 queries of 2 collections)" in ok.output
+    bad = runner.invoke(app, ["eval", "table", str(one), "--compare", "a"])
+    assert bad.exit_code == 1 and "--compare needs two systems" in bad.output
