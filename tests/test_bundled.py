@@ -69,7 +69,7 @@ def test_shipped_adapter_retrieves_better_than_the_untrained_base(bundled: O1Emb
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("O1RAG_HOME", home)
         trained = O1Embedder.from_pretrained(device="cpu", cache=False)
-    assert trained.think_mode == "native" and trained.adapter_identity
+    assert trained.think_mode == "native" and trained.adapter_identity and trained.query_weight == 0.5
     docs = load_corpus(SCIFACT)
     queries = load_queries(SCIFACT)
     qrels = load_qrels(SCIFACT)
