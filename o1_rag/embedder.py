@@ -54,8 +54,8 @@ class ThinkParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty is not None and not self.repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.repetition_penalty is not None:
+            _check_penalty(self.repetition_penalty)
 
 
 def normalise_rows(rows: np.ndarray) -> np.ndarray:
@@ -66,6 +66,12 @@ def _check_weight(weight: float) -> float:
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"query_weight must be in [0, 1], got {weight}")
     return float(weight)
+
+
+def _check_penalty(penalty: float) -> float:
+    if not penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
+    return float(penalty)
 
 
 def _check_texts(texts: Sequence[str], what: str) -> list[str]:
@@ -153,12 +159,9 @@ class O1Embedder:
         self.query_weight = _check_weight(
             float(cfg.get("query_weight", 0.0)) if query_weight is None else query_weight
         )
-        penalty = (
+        self.repetition_penalty = _check_penalty(
             float(cfg.get("repetition_penalty", 1.0)) if repetition_penalty is None else repetition_penalty
         )
-        if not penalty > 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
-        self.repetition_penalty = float(penalty)
         self.cache = cache
         self.generate_calls = 0  # counts batched generate() calls (benchmarks, tests)
         self._lock = threading.RLock()
@@ -312,7 +315,7 @@ class O1Embedder:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 seed=params.seed,
-                repetition_penalty=self.resolve(params).repetition_penalty or 1.0,
+                repetition_penalty=self.resolve(params).repetition_penalty,
                 batch_size=batch_size,
                 stop_ids=stop_ids,
                 pad_id=self.pad_id,

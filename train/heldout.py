@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from o1_rag.data import DataError, iter_jsonl, load_qrels, load_queries
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,32 +26,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("thoughts", type=Path, help="thoughts jsonl whose queries to leave out")
     parser.add_argument("output", type=Path, help="folder to write (must not exist)")
     args = parser.parse_args(argv)
-    queries_file = args.collection / "train_queries.jsonl"
-    qrels_file = args.collection / "train_qrels.tsv"
-    for path in (queries_file, qrels_file, args.collection / "corpus.jsonl", args.thoughts):
-        if not path.is_file():
-            print(f"error: {path} not found", file=sys.stderr)
-            return 2
     if args.output.exists():
         print(f"error: {args.output} exists; give a new folder", file=sys.stderr)
         return 2
-    trained = {json.loads(line)["query_id"] for line in args.thoughts.open() if line.strip()}
-    rows = [line.rstrip("\n").split("\t") for line in qrels_file.open() if line.strip()][1:]
-    judged = {row[0] for row in rows}
-    held = [
-        query
-        for query in map(json.loads, filter(str.strip, queries_file.open()))
-        if query["_id"] in judged and query["_id"] not in trained
-    ]
-    keep = {query["_id"] for query in held}
+    try:
+        queries = load_queries(args.collection, "train_queries.jsonl")
+        qrels = load_qrels(args.collection, "train_qrels.tsv")
+        trained = set()
+        for lineno, record in iter_jsonl(args.thoughts):
+            if "query_id" not in record:
+                raise DataError(f"{args.thoughts}:{lineno}: missing field 'query_id'")
+            trained.add(str(record["query_id"]))
+        if not (args.collection / "corpus.jsonl").is_file():
+            raise DataError(f"{args.collection / 'corpus.jsonl'}: file not found")
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    held = [qid for qid in queries if qid in qrels and qid not in trained]
     tmp = args.output.with_name(f".{args.output.name}.tmp")
     tmp.mkdir(parents=True)
     os.symlink((args.collection / "corpus.jsonl").resolve(), tmp / "corpus.jsonl")
     with (tmp / "queries.jsonl").open("w") as out:
-        out.writelines(json.dumps(query) + "\n" for query in held)
+        out.writelines(json.dumps({"_id": qid, "text": queries[qid]}) + "\n" for qid in held)
     with (tmp / "qrels.tsv").open("w") as out:
         out.write("query-id\tcorpus-id\tscore\n")
-        out.writelines("\t".join(row) + "\n" for row in rows if row[0] in keep)
+        out.writelines(f"{qid}\t{doc}\t{score}\n" for qid in held for doc, score in qrels[qid].items())
     tmp.rename(args.output)
     print(f"{len(held)} held-out queries ({len(trained)} trained on) -> {args.output}")
     return 0
