@@ -48,8 +48,33 @@ ThinkModeOpt = Annotated[
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the thought cache.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
-NumThoughtsOpt = Annotated[int, typer.Option("--num-thoughts", "-n", help="Thoughts sampled per query.")]
-MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", help="Tokens per thought at most.")]
+NumThoughtsOpt = Annotated[
+    int | None,
+    typer.Option("--num-thoughts", "-n", help="Thoughts sampled per query [default: the model's, else 3]."),
+]
+MaxNewOpt = Annotated[
+    int | None,
+    typer.Option("--max-new-tokens", help="Tokens per thought at most [default: the model's, else 64]."),
+]
+ThinkerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thinker",
+        help="Who writes the thoughts: a causal LM (alias, folder, HF id), or the model name at "
+        "--thinker-url [default: the model's own].",
+    ),
+]
+ThinkerUrlOpt = Annotated[
+    str | None,
+    typer.Option("--thinker-url", help="OpenAI-compatible base URL of a thinker (e.g. http://host:8000/v1)."),
+]
+EncoderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoder",
+        help="A sentence-transformers encoder (all-minilm-l6-v2, folder, HF id) [default: the model's].",
+    ),
+]
 TempOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")]
 TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
 RepPenOpt = Annotated[
@@ -129,21 +154,36 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _embedder(
-    model: str, adapter: str | None, device: str, no_cache: bool, think_mode: str | None = None
+    model: str,
+    adapter: str | None,
+    device: str,
+    no_cache: bool,
+    think_mode: str | None = None,
+    thinker: str | None = None,
+    thinker_url: str | None = None,
+    encoder: str | None = None,
+    think: bool = True,
 ) -> Any:
     from o1_rag.embedder import O1Embedder
     from o1_rag.prompts import THINK_MODES
+    from o1_rag.thinkers import thinker_from_options
 
     if think_mode is not None and think_mode not in THINK_MODES:
         raise ValueError(f"--think-mode must be one of {', '.join(THINK_MODES)}, got '{think_mode}'")
     return O1Embedder.from_pretrained(
-        model, adapter, device=device, cache=not no_cache, think_mode=think_mode
+        model,
+        adapter,
+        thinker=thinker_from_options(thinker, thinker_url) if think else False,
+        encoder=encoder,
+        device=device,
+        cache=not no_cache,
+        think_mode=think_mode,
     )
 
 
 def _think_params(
-    num_thoughts: int,
-    max_new_tokens: int,
+    num_thoughts: int | None,
+    max_new_tokens: int | None,
     temperature: float,
     top_p: float,
     seed: int | None,
@@ -166,6 +206,7 @@ def index(
     ] = 32,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
+    encoder: EncoderOpt = None,
     db: DbOpt = None,
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = None,
@@ -187,7 +228,7 @@ def index(
         name = check_name(collection or data_dir.resolve().name)
         docs = load_corpus(data_dir)[:limit]
         client = open_client(db, chroma_host, chroma_port)
-        embedder = _embedder(model, adapter, device, no_cache=True)
+        embedder = _embedder(model, adapter, device, no_cache=True, encoder=encoder, think=False)
         target = O1Collection.create_or_open(
             client, name, embedder.fingerprint, embedder.dim, embedder.describe()
         )
@@ -227,8 +268,8 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
-    num_thoughts: NumThoughtsOpt = 3,
-    max_new_tokens: MaxNewOpt = 64,
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
@@ -243,6 +284,9 @@ def search(
     think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
+    encoder: EncoderOpt = None,
     db: DbOpt = None,
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = None,
@@ -263,7 +307,9 @@ def search(
         if query_weight is not None and not 0.0 <= query_weight <= 1.0:
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
-        embedder = _embedder(model, adapter, device, no_cache, think_mode)
+        embedder = _embedder(
+            model, adapter, device, no_cache, think_mode, thinker, thinker_url, encoder, think=not no_think
+        )
         if query_weight is not None:
             embedder.query_weight = query_weight
         target.check(embedder.fingerprint)
@@ -310,8 +356,8 @@ def search(
 @app.command()
 def think(
     text: Annotated[str, typer.Argument(help="The query to think about.")],
-    num_thoughts: NumThoughtsOpt = 3,
-    max_new_tokens: MaxNewOpt = 64,
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
     temperature: TempOpt = 0.1,
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
@@ -319,6 +365,8 @@ def think(
     think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
     device: DeviceOpt = "auto",
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
@@ -326,14 +374,13 @@ def think(
     """Print the thoughts the model writes for a query."""
 
     def body() -> None:
-        from dataclasses import asdict
 
         from o1_rag.search import check_query
 
         check_query(text)
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
-        embedder = _embedder(model, adapter, device, no_cache, think_mode)
-        [thoughts] = embedder.think([text], **asdict(params), use_cache=not no_cache)
+        embedder = _embedder(model, adapter, device, no_cache, think_mode, thinker, thinker_url)
+        [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
             out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)
 
@@ -419,12 +466,15 @@ def eval_ir(
         bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
     ] = False,
     generator: Annotated[str, typer.Option("--generator", help="Model writing HyDE passages.")] = BASE_MODEL,
-    num_thoughts: NumThoughtsOpt = 3,
-    max_new_tokens: MaxNewOpt = 64,
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
     repetition_penalty: RepPenOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
+    encoder: EncoderOpt = None,
     db: DbOpt = None,
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
@@ -439,6 +489,9 @@ def eval_ir(
         settings = EvalSettings(
             model=model,
             adapter=adapter,
+            thinker=thinker,
+            thinker_url=thinker_url,
+            encoder=encoder,
             generator=generator,
             device=device,
             num_thoughts=num_thoughts,
@@ -527,7 +580,7 @@ def eval_rag(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
     ] = None,
-    num_thoughts: NumThoughtsOpt = 3,
+    num_thoughts: NumThoughtsOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,

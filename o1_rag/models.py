@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from o1_rag.config import O1_CONFIG_NAME, O1Config
 from o1_rag.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
 BASE_MODEL = "smollm2-135m-instruct"  # the bundled instruct model: default expert, generator and judge
-DEFAULT_MODEL = "o1-smollm2-135m"  # the bundled base with the shipped O1 adapter: default embedder
-O1_CONFIG_NAME = "o1_config.json"
+JOINT_MODEL = "o1-smollm2-135m"  # the bundled base with the shipped O1 adapter: the paper's joint form
+DEFAULT_MODEL = JOINT_MODEL  # default embedder
 ADAPTERS_DIR = Path(__file__).parent / "adapters"
 
 
@@ -57,6 +58,34 @@ class TrainedModel:
 
 TRAINED_MODELS: dict[str, TrainedModel] = {
     "o1-smollm2-135m": TrainedModel("smollm2-135m-instruct", "o1-smollm2-135m"),
+}
+
+
+@dataclass(frozen=True)
+class ComposedModel:
+    """A thinker + encoder alias: a causal-LM thinker and a sentence-transformers encoder.
+
+    ``encoder`` is a sentence-transformers name, or the folder name of a fine-tuned encoder shipped in
+    ``o1_rag/adapters``; ``settings`` names the folder in ``o1_rag/adapters`` whose ``o1_config.json``
+    holds the query-side defaults (query weight, thinking budget).
+    """
+
+    thinker: str
+    encoder: str
+    settings: str
+
+    def encoder_path(self) -> str:
+        """What ``SentenceTransformerEncoder`` loads."""
+        shipped = ADAPTERS_DIR / self.encoder
+        return str(shipped) if shipped.is_dir() else self.encoder
+
+    def config(self) -> O1Config:
+        """The alias's query-side defaults."""
+        return O1Config.find(ADAPTERS_DIR / self.settings)
+
+
+COMPOSED_MODELS: dict[str, ComposedModel] = {
+    "o1-minilm": ComposedModel(thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", settings="o1-minilm"),
 }
 
 
@@ -198,7 +227,12 @@ class LoadedModel:
     tokenizer: Any
     base_identity: str
     adapter_identity: str | None = None
-    o1_config: dict[str, Any] = field(default_factory=dict)
+    o1_config: O1Config = field(default_factory=O1Config)
+    adapter_path: str | None = None
+
+    def identity(self, name: str = "") -> dict[str, Any]:
+        """``{"name", "base", "adapter"}``: what identifies the weights (thinker and encoder identities)."""
+        return {"name": name, "base": self.base_identity, "adapter": self.adapter_identity}
 
 
 def pick_device(device: str = "auto") -> str:
@@ -227,6 +261,11 @@ def pick_dtype(dtype: str, device: str) -> Any:
 def resolve_base(name: str) -> tuple[str, str]:
     """Map a model name to ``(load_path, identity_prefix)`` without loading weights (a trained alias maps
     to its base)."""
+    if name in COMPOSED_MODELS:
+        raise ModelNotFoundError(
+            f"'{name}' is a thinker + encoder alias, not one causal LM; its thinker is "
+            f"'{COMPOSED_MODELS[name].thinker}'"
+        )
     name = TRAINED_MODELS[name].base if name in TRAINED_MODELS else name
     if name in BUNDLED_MODELS:
         return str(expand_bundled(name)), f"bundled:{name}"
@@ -240,7 +279,7 @@ def resolve_base(name: str) -> tuple[str, str]:
     return name, f"hub:{name}"
 
 
-def model_path(name: str = DEFAULT_MODEL) -> str:
+def model_path(name: str = BASE_MODEL) -> str:
     """What ``from_pretrained`` of any library should load for ``name``: a folder, or the hub id itself.
 
     Handy for giving the bundled model to other tools (a LangChain or LlamaIndex LLM wrapper).
@@ -248,17 +287,10 @@ def model_path(name: str = DEFAULT_MODEL) -> str:
     return resolve_base(name)[0]
 
 
-def _read_o1_config(*folders: Path) -> dict[str, Any]:
-    for folder in folders:
-        candidate = folder / O1_CONFIG_NAME
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except json.JSONDecodeError as exc:
-                raise ModelNotFoundError(
-                    f"{candidate}: not valid JSON ({exc.msg}, line {exc.lineno})"
-                ) from None
-    return {}
+def read_o1_config(adapter: str | None, base: str | None = None) -> O1Config:
+    """The validated ``o1_config.json`` of an adapter folder, else of a local base folder, else defaults."""
+    folders = [Path(p).expanduser() for p in (adapter, base) if p]
+    return O1Config.find(*(p for p in folders if p.is_dir()))
 
 
 def load_model(
@@ -269,8 +301,11 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
+    o1_tokens: bool = True,
 ) -> LoadedModel:
     """Load a base model (+ optional peft adapter) with the O1 markers in its tokenizer.
+
+    ``o1_tokens=False`` loads a model that only writes (a chat thinker) as it is: no markers, no resize.
 
     Raises:
         ModelNotFoundError: the name or the adapter resolves to nothing loadable.
@@ -299,7 +334,7 @@ def load_model(
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        aliases = ", ".join([*BUNDLED_MODELS, *TRAINED_MODELS])
+        aliases = ", ".join([*COMPOSED_MODELS, *TRAINED_MODELS, *BUNDLED_MODELS])
         raise ModelNotFoundError(
             f"cannot load model '{name}': not a bundled alias ({aliases}), not a local "
             f"model folder, and not loadable as a Hugging Face id ({first})"
@@ -307,11 +342,12 @@ def load_model(
     if identity.startswith("hub:"):
         commit = getattr(model.config, "_commit_hash", None) or revision or "unpinned"
         identity = f"{identity}@{commit}"
-    rows_before = model.get_input_embeddings().weight.shape[0]
-    added = add_o1_tokens(tokenizer, model)
-    if added or model.get_input_embeddings().weight.shape[0] > rows_before:
-        init_marker_rows(model, tokenizer)
-    o1_config = _read_o1_config(*(p for p in (adapter_path, Path(load_path)) if p is not None and p.is_dir()))
+    if o1_tokens or adapter_path is not None:  # an O1 adapter was trained with the markers
+        rows_before = model.get_input_embeddings().weight.shape[0]
+        added = add_o1_tokens(tokenizer, model)
+        if added or model.get_input_embeddings().weight.shape[0] > rows_before:
+            init_marker_rows(model, tokenizer)
+    o1_config = read_o1_config(str(adapter_path) if adapter_path else None, load_path)
     adapter_identity = None
     if adapter_path is not None:
         from peft import PeftModel
@@ -322,7 +358,9 @@ def load_model(
         adapter_identity = adapter_checksum(adapter_path)
     model.to(device)
     model.eval()
-    return LoadedModel(model, tokenizer, identity, adapter_identity, o1_config)
+    return LoadedModel(
+        model, tokenizer, identity, adapter_identity, o1_config, str(adapter_path) if adapter_path else None
+    )
 
 
 def init_marker_rows(model: Any, tokenizer: Any) -> None:

@@ -35,8 +35,11 @@ def search(
     params: ThinkParams | None = None,
     where: dict[str, Any] | None = None,
     use_cache: bool = True,
+    query_weight: float | None = None,
 ) -> list[QueryResult]:
     """Think (unless ``think=False``), embed and search ``collection`` for each query.
+
+    ``query_weight`` overrides the embedder's share of the query-only vector for this call.
 
     Raises:
         ValueError: an empty query or ``k <= 0``.
@@ -48,7 +51,9 @@ def search(
     collection.check(embedder.fingerprint)
     thoughts: list[list[str]] = [[] for _ in queries]
     if think:
-        vectors, thoughts = embedder.think_and_embed(queries, params, use_cache=use_cache)
+        vectors, thoughts = embedder.think_and_embed(
+            queries, params, use_cache=use_cache, query_weight=query_weight
+        )
     else:
         vectors = embedder.embed_queries(queries, think=False)
     hits = collection.search(vectors, k=k, where=where)

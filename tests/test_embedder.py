@@ -96,8 +96,7 @@ def test_fingerprint_stable_and_sensitive(
     # the think mode changes how queries are written out, not the space: one index serves both modes
     native = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False, think_mode="native")
     assert native.fingerprint == again.fingerprint and native.think_mode != again.think_mode
-    params = ThinkParams()
-    assert native._cache_params(params) != again._cache_params(params)  # thoughts are cached per mode
+    assert native.thinker.cache_id != again.thinker.cache_id  # thoughts are cached per mode
     shorter = O1Embedder.from_pretrained(
         str(tiny_model_dir), device="cpu", cache=False, max_document_tokens=8
     )
@@ -111,9 +110,11 @@ def test_repetition_penalty_changes_thoughts_and_their_cache_key(
     plain = ThinkParams(num_thoughts=1, max_new_tokens=12, temperature=0.0)
     penalised = ThinkParams(num_thoughts=1, max_new_tokens=12, temperature=0.0, repetition_penalty=3.0)
     # 1 = no penalty: the key of thoughts cached before the option existed is unchanged
-    assert "repetition_penalty" not in emb._cache_params(plain)
-    assert emb._cache_params(plain) == emb._cache_params(ThinkParams(1, 12, 0.0, repetition_penalty=1.0))
-    assert emb._cache_params(penalised)["repetition_penalty"] == 3.0
+    assert "repetition_penalty" not in emb.thought_cache_params(plain)
+    assert emb.thought_cache_params(plain) == emb.thought_cache_params(
+        ThinkParams(1, 12, 0.0, repetition_penalty=1.0)
+    )
+    assert emb.thought_cache_params(penalised)["repetition_penalty"] == 3.0
     queries = ["aspirin aspirin aspirin", "sleep and memory in older adults"]
     greedy = emb.think(queries, **vars(plain), use_cache=False)
     assert emb.think(queries, **vars(penalised), use_cache=False) != greedy
@@ -147,8 +148,8 @@ def test_warm_cache_returns_stored_vector_without_forward(
     def no_forward(*args, **kwargs):
         raise AssertionError("a warm cache must not run the model")
 
-    monkeypatch.setattr(emb, "_encode", no_forward)
-    monkeypatch.setattr(emb, "_generate", no_forward)
+    monkeypatch.setattr(emb.encoder, "encode_sequences", no_forward)
+    monkeypatch.setattr(emb.thinker, "_think", no_forward)
     again, same_thoughts = emb.think_and_embed(["q two", "q one"], params)
     assert same_thoughts == [thoughts[1], thoughts[0]]
     np.testing.assert_allclose(again, vectors[[1, 0]], atol=1e-7)

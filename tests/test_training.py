@@ -120,7 +120,7 @@ def test_two_steps_train_lora_and_markers_only(
 
     # save -> reload through the normal loading path gives the embeddings of the trained model
     model.eval()
-    trained = O1Embedder(LoadedModel(model, tokenizer, "trained"), think_mode="native")
+    trained = O1Embedder.from_loaded(LoadedModel(model, tokenizer, "trained"), think_mode="native")
     docs = ["A study of aspirin.", "Unrelated text."]
     before = trained.embed_documents(docs)
     queries = trained.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1]
@@ -131,7 +131,7 @@ def test_two_steps_train_lora_and_markers_only(
     assert not (folder / "training_args.bin").exists()
     assert (folder / "adapter_model.safetensors").stat().st_size < 2_000_000  # no full embedding matrix
     reloaded = O1Embedder.from_pretrained(str(tiny_model_dir), str(folder), device="cpu", cache=False)
-    assert reloaded.think_mode == "native" and emb_row == reloaded.format.emb_id
+    assert reloaded.think_mode == "native" and emb_row == reloaded.encoder.format.emb_id
     np.testing.assert_allclose(reloaded.embed_documents(docs), before, atol=1e-5)
     np.testing.assert_allclose(
         reloaded.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1], queries, atol=1e-5
@@ -149,7 +149,7 @@ def test_two_steps_train_lora_and_markers_only(
         folder.joinpath("adapter_model.safetensors").stat().st_size
     )
     small = O1Embedder.from_pretrained(str(tiny_model_dir), str(packed), device="cpu", cache=False)
-    assert small.format.emb_id == emb_row and small.think_mode == "native"
+    assert small.encoder.format.emb_id == emb_row and small.think_mode == "native"
     np.testing.assert_allclose(small.embed_documents(docs), before, atol=2e-2)
     chat = O1Embedder.from_pretrained(
         str(tiny_model_dir), str(pack_adapter(folder, tmp_path / "chat", think_mode="chat")), device="cpu"
@@ -168,9 +168,11 @@ def test_two_steps_train_lora_and_markers_only(
     assert card.count("Default query weight") == 1 and "0.3." in card
     assert card.count("Default think mode") == 1 and "Default repetition penalty of thoughts: 1.2." in card
     mixed = O1Embedder.from_pretrained(str(tiny_model_dir), str(mixed_dir), device="cpu", cache=False)
-    assert mixed.query_weight == 0.3 and mixed.think_mode == "native" and mixed.repetition_penalty == 1.2
+    assert (
+        mixed.query_weight == 0.3 and mixed.think_mode == "native" and mixed.thinker.repetition_penalty == 1.2
+    )
     assert mixed.fingerprint == small.fingerprint  # documents are embedded the same
-    assert small.query_weight == 0.0 and small.repetition_penalty == 1.0
+    assert small.query_weight == 0.0 and small.thinker.repetition_penalty == 1.0
     with pytest.raises(RecipeError, match="repetition_penalty must be > 0"):
         pack_adapter(folder, tmp_path / "bad", repetition_penalty=0.0)
     assert (

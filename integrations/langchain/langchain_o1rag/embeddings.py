@@ -6,16 +6,17 @@ import asyncio
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
+from langchain_o1rag.thinker import langchain_thinker
 from o1_rag.batching import MicroBatcher
-from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
+from o1_rag.settings import ThinkSettings
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY
 
 
-class O1Embeddings(BaseModel, Embeddings):
+class O1Embeddings(ThinkSettings, Embeddings):
     """O1 embeddings: ``embed_query`` thinks first (unless ``think=False``), ``embed_documents`` does not.
 
     Setup:
@@ -26,7 +27,8 @@ class O1Embeddings(BaseModel, Embeddings):
 
             from langchain_o1rag import O1Embeddings
 
-            embeddings = O1Embeddings(model="smollm2-135m-instruct", num_thoughts=3)
+            embeddings = O1Embeddings()                      # o1-minilm: the bundled thinker + encoder
+            embeddings = O1Embeddings(llm=chat_model)        # the chain's own LLM writes the thoughts
 
     Usage:
         .. code-block:: python
@@ -45,13 +47,10 @@ class O1Embeddings(BaseModel, Embeddings):
     model: str = Field(default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id.")
     adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
     device: str = "auto"
-    think: bool = Field(default=True, description="Think before embedding a query.")
-    num_thoughts: int = 3
-    max_new_tokens: int = 64
-    temperature: float = 0.1
-    top_p: float = 0.9
-    seed: int | None = None
-    use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
+    llm: Any = Field(
+        default=None, exclude=True, description="A LangChain chat model / Runnable that writes the thoughts."
+    )
+    thinker_name: str | None = Field(default=None, description="Names llm in the thought cache.")
     batch_window_ms: float = Field(default=20.0, description="How long concurrent aembed_query calls gather.")
     max_batch: int = 32
 
@@ -62,14 +61,16 @@ class O1Embeddings(BaseModel, Embeddings):
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
 
     def _setup(self) -> None:
-        self.params()  # validate settings before loading anything
+        thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
-            self.embedder = O1Embedder.from_pretrained(self.model, self.adapter, device=self.device)
+            self.embedder = self.load_embedder(self.model, self.adapter, self.device, thinker)
+        elif thinker is not None:
+            self.embedder.thinker = thinker
         self._batcher = MicroBatcher(self._embed_query_batch, self.batch_window_ms / 1000, self.max_batch)
 
-    def params(self) -> ThinkParams:
+    def params(self) -> Any:
         """The generation settings as ``ThinkParams``."""
-        return ThinkParams(self.num_thoughts, self.max_new_tokens, self.temperature, self.top_p, self.seed)
+        return self.think_params()
 
     def collection_metadata(self) -> dict[str, Any]:
         """Chroma collection metadata recording this embedder (pass it when creating a collection)."""
@@ -78,7 +79,9 @@ class O1Embeddings(BaseModel, Embeddings):
     def _embed_query_batch(self, queries: list[str]) -> list[list[float]]:
         if not self.think:
             return self.embedder.embed_queries(queries, think=False).tolist()
-        vectors, _ = self.embedder.think_and_embed(queries, self.params(), use_cache=self.use_cache)
+        vectors, _ = self.embedder.think_and_embed(
+            queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight
+        )
         return vectors.tolist()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

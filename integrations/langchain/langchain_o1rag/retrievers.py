@@ -10,16 +10,17 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from langchain_o1rag.thinker import langchain_thinker
 from o1_rag.batching import MicroBatcher
-from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
+from o1_rag.settings import ThinkSettings
 from o1_rag.store import O1Collection, open_client
 
 THOUGHTS_EVENT = "o1_thoughts"
 
 
-class O1Retriever(BaseRetriever):
+class O1Retriever(ThinkSettings, BaseRetriever):
     """Retriever that thinks about the query before searching a Chroma collection built by o1-rag.
 
     Each returned ``Document`` has ``metadata["id"]`` (the corpus id), ``metadata["score"]`` (cosine
@@ -37,7 +38,8 @@ class O1Retriever(BaseRetriever):
             from langchain_o1rag import O1Retriever
 
             retriever = O1Retriever(collection_name="scifact", k=5)            # default embedded Chroma
-            retriever = O1Retriever(collection_name="scifact", persist_directory="./db", adapter="./lora")
+            retriever = O1Retriever(collection_name="scifact", persist_directory="./db", query_weight=0.5)
+            retriever = O1Retriever(collection_name="scifact", llm=chat_model)  # the chain's LLM thinks
 
     Usage:
         .. code-block:: python
@@ -53,6 +55,10 @@ class O1Retriever(BaseRetriever):
     model: str = Field(default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id.")
     adapter: str | None = None
     device: str = "auto"
+    llm: Any = Field(
+        default=None, exclude=True, description="A LangChain chat model / Runnable that writes the thoughts."
+    )
+    thinker_name: str | None = Field(default=None, description="Names llm in the thought cache.")
     collection_name: str | None = Field(default=None, description="Chroma collection built by o1-rag.")
     persist_directory: str | None = Field(
         default=None, description="Embedded Chroma folder (default o1rag's)."
@@ -60,13 +66,6 @@ class O1Retriever(BaseRetriever):
     client: Any = Field(default=None, exclude=True, description="A chromadb client (instead of a folder).")
     vectorstore: Any = Field(default=None, exclude=True, description="A langchain_chroma.Chroma store.")
     k: int = 4
-    think: bool = True
-    num_thoughts: int = 3
-    max_new_tokens: int = 64
-    temperature: float = 0.1
-    top_p: float = 0.9
-    seed: int | None = None
-    use_cache: bool = True
     filter: dict[str, Any] | None = Field(default=None, description="Chroma metadata filter (where).")
     batch_window_ms: float = 20.0
     max_batch: int = 32
@@ -81,9 +80,11 @@ class O1Retriever(BaseRetriever):
     def _setup(self) -> None:
         if self.k <= 0:
             raise ValueError(f"k must be > 0, got {self.k}")
-        self._params()
+        thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
-            self.embedder = O1Embedder.from_pretrained(self.model, self.adapter, device=self.device)
+            self.embedder = self.load_embedder(self.model, self.adapter, self.device, thinker)
+        elif thinker is not None:
+            self.embedder.thinker = thinker
         if self.vectorstore is not None:
             self._collection = O1Collection(self.vectorstore._collection)
             self._collection.check(self.embedder.fingerprint)
@@ -93,9 +94,6 @@ class O1Retriever(BaseRetriever):
             client = self.client if self.client is not None else open_client(self.persist_directory)
             self._collection = O1Collection.open(client, self.collection_name, self.embedder.fingerprint)
         self._batcher = MicroBatcher(self._search_batch, self.batch_window_ms / 1000, self.max_batch)
-
-    def _params(self) -> ThinkParams:
-        return ThinkParams(self.num_thoughts, self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
     def _settings(self, k: int | None, filter: dict[str, Any] | None, think: bool | None) -> tuple[Any, ...]:
         k = self.k if k is None else k
@@ -116,9 +114,10 @@ class O1Retriever(BaseRetriever):
             [q for q, _ in items],
             k=k,
             think=think,
-            params=self._params(),
+            params=self.think_params(),
             where=json.loads(where) if where else None,
             use_cache=self.use_cache,
+            query_weight=self.query_weight,
         )
 
     @staticmethod

@@ -10,13 +10,31 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import Field, PrivateAttr
 
 from o1_rag.batching import MicroBatcher
-from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.embedder import O1Embedder
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
+from o1_rag.settings import ThinkSettings
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY, MODEL_KEY, O1Collection, open_client
+from o1_rag.thinkers import CallableThinker, ThinkParams
 
 
-class O1Embedding(BaseEmbedding):
+def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
+    """A LlamaIndex ``LLM`` as thinker: each query is sent ``num_thoughts`` times with the paper's prompt
+    through ``llm.complete``; the LLM's own sampling settings apply. ``name`` keys the thought cache
+    (default: the LLM's class and ``metadata.model_name``)."""
+    if not hasattr(llm, "complete"):
+        raise TypeError(f"llm must be a LlamaIndex LLM, not {type(llm).__name__}")
+    if name is None:
+        model_name = getattr(getattr(llm, "metadata", None), "model_name", None)
+        name = f"llama-index:{type(llm).__name__}:{model_name or 'unknown'}"
+
+    def generate(prompts: list[str], params: ThinkParams) -> list[str]:
+        return [llm.complete(prompt).text for prompt in prompts]
+
+    return CallableThinker(generate, name)
+
+
+class O1Embedding(ThinkSettings, BaseEmbedding):
     """O1 embedding for LlamaIndex: queries think first, texts (documents) do not.
 
     The thoughts behind the most recent queries are kept in ``last_thoughts`` (query -> thoughts), so a
@@ -31,7 +49,8 @@ class O1Embedding(BaseEmbedding):
             from llama_index.core import Settings, VectorStoreIndex
             from llama_index.embeddings.o1rag import O1Embedding
 
-            Settings.embed_model = O1Embedding()                       # bundled model, 3 thoughts
+            Settings.embed_model = O1Embedding()                       # o1-minilm: thinker + encoder
+            Settings.embed_model = O1Embedding(llm=Settings.llm)       # the query engine's LLM thinks
             store = Settings.embed_model.chroma_vector_store("scifact-demo")   # made by `o1rag index`
             index = VectorStoreIndex.from_vector_store(store)
     """
@@ -41,13 +60,8 @@ class O1Embedding(BaseEmbedding):
     )
     adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
     device: str = Field(default="auto")
-    think: bool = Field(default=True, description="Think before embedding a query.")
-    num_thoughts: int = Field(default=3, gt=0)
-    max_new_tokens: int = Field(default=64, gt=0)
-    temperature: float = Field(default=0.1, ge=0)
-    top_p: float = Field(default=0.9, gt=0, le=1)
-    seed: int | None = None
-    use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
+    llm: Any = Field(default=None, exclude=True, description="A LlamaIndex LLM that writes the thoughts.")
+    thinker_name: str | None = Field(default=None, description="Names llm in the thought cache.")
     batch_window_ms: float = Field(default=20.0, ge=0)
     max_batch: int = Field(default=32, gt=0)
     keep_thoughts: int = Field(default=256, ge=0, description="How many recent queries last_thoughts keeps.")
@@ -58,9 +72,10 @@ class O1Embedding(BaseEmbedding):
 
     def __init__(self, embedder: O1Embedder | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._embedder = embedder or O1Embedder.from_pretrained(
-            self.model_name, self.adapter, device=self.device
-        )
+        thinker = llama_index_thinker(self.llm, self.thinker_name) if self.llm is not None else None
+        self._embedder = embedder or self.load_embedder(self.model_name, self.adapter, self.device, thinker)
+        if embedder is not None and thinker is not None:
+            self._embedder.thinker = thinker
         self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
         self._last_thoughts = OrderedDict()
 
@@ -81,8 +96,9 @@ class O1Embedding(BaseEmbedding):
     def _query_batch(self, queries: list[str]) -> list[Embedding]:
         if not self.think:
             return self._embedder.embed_queries(queries, think=False).tolist()
-        params = ThinkParams(self.num_thoughts, self.max_new_tokens, self.temperature, self.top_p, self.seed)
-        vectors, thoughts = self._embedder.think_and_embed(queries, params, use_cache=self.use_cache)
+        vectors, thoughts = self._embedder.think_and_embed(
+            queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight
+        )
         for query, per_query in zip(queries, thoughts, strict=True):
             self._last_thoughts.pop(query, None)
             self._last_thoughts[query] = per_query

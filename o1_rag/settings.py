@@ -1,0 +1,63 @@
+"""The one definition of the thinking settings the integrations expose (pydantic fields).
+
+``O1Retriever``, ``O1Embeddings`` (LangChain) and ``O1Embedding`` (LlamaIndex) inherit ``ThinkSettings``
+so they share names, defaults, ranges and documentation with each other and with the CLI options
+(``--num-thoughts``, ``--max-new-tokens``, ``--temperature``, ``--top-p``, ``--seed``,
+``--repetition-penalty``, ``--query-weight``, ``--think-mode``, ``--no-think``, ``--no-cache``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from o1_rag.thinkers import ThinkParams
+
+
+class ThinkSettings(BaseModel):
+    """How a query is thought about before it is embedded. None means: the model's default."""
+
+    think: bool = Field(default=True, description="Think before embedding a query.")
+    num_thoughts: int | None = Field(default=None, gt=0, description="Thoughts per query [model's, else 3].")
+    max_new_tokens: int | None = Field(
+        default=None, gt=0, description="Tokens per thought at most [model's, else 64]."
+    )
+    temperature: float = Field(default=0.1, ge=0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(default=None, description="Make sampling reproducible.")
+    repetition_penalty: float | None = Field(default=None, gt=0, description="1 = none [model's].")
+    query_weight: float | None = Field(
+        default=None, ge=0, le=1, description="Share of the query-only vector in the query vector [model's]."
+    )
+    think_mode: Literal["native", "chat"] | None = Field(
+        default=None, description="How a local LM thinker is prompted [model's]."
+    )
+    use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
+
+    def think_params(self) -> ThinkParams:
+        """The generation settings as ``ThinkParams``."""
+        return ThinkParams(
+            self.num_thoughts,
+            self.max_new_tokens,
+            self.temperature,
+            self.top_p,
+            self.seed,
+            self.repetition_penalty,
+        )
+
+    def load_embedder(
+        self, model: str, adapter: str | None, device: str, thinker: Any = None, cache: bool = True
+    ) -> Any:
+        """An ``O1Embedder`` for ``model`` with these settings (``thinker`` replaces the model's own)."""
+        from o1_rag.embedder import O1Embedder
+
+        return O1Embedder.from_pretrained(
+            model,
+            adapter,
+            thinker=thinker,
+            device=device,
+            cache=cache,
+            think_mode=self.think_mode,
+            query_weight=self.query_weight,
+        )
