@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from o1_rag.testing import block_network, save_real_tokenizer, shared_tiny_model
+from o1_rag.testing import block_network, save_real_tokenizer, shared_tiny_encoder, shared_tiny_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -37,6 +37,12 @@ def real_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_model_dir() -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer, saved as a local model folder."""
     return shared_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir() -> Path:
+    """A 2-layer random BERT with the real MiniLM tokenizer, saved as a sentence-transformers folder."""
+    return shared_tiny_encoder()
 
 
 @pytest.fixture(scope="session")

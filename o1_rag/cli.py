@@ -797,11 +797,45 @@ def train(
     _run(verbose, body)
 
 
+@app.command("train-encoder")
+def train_encoder_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML encoder recipe (see train/).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    output_dir: Annotated[
+        str | None, typer.Option("--output-dir", help="Override [training] output_dir.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Override [training] max_steps.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Override [training] device.")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", help="Override [data] data_root (collections folder).")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fine-tune the encoder of a thinker + encoder model on query + thought (a LoRA adapter)."""
+
+    def body() -> None:
+        from o1_rag.training.encoder import load_encoder_recipe, train_encoder
+
+        overrides = {
+            "output_dir": output_dir,
+            "max_steps": max_steps,
+            "device": device,
+            "data_root": str(data_root.resolve()) if data_root else None,
+        }
+        recipe = load_encoder_recipe(config, overrides)
+        folder = train_encoder(recipe, resume=resume)
+        out.print(f"encoder adapter saved to {folder}; use it with --encoder {folder}", highlight=False)
+
+    _run(verbose, body)
+
+
 @app.command()
 def bench(
     suites: Annotated[
-        str, typer.Option("--suites", help="Comma-separated: core, langchain.")
-    ] = "core,langchain",
+        str, typer.Option("--suites", help="Comma-separated: core, compare, langchain, train.")
+    ] = "core,compare,langchain",
     data: Annotated[
         Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")
     ] = None,

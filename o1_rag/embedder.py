@@ -40,6 +40,7 @@ from o1_rag.thinkers import (
     Thinker,
     ThinkParams,
     check_penalty,
+    think_cached,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,9 +216,12 @@ class O1Embedder:
             )
         config = composed.config() if composed is not None else O1Config()
         if encoder is None or isinstance(encoder, str):
-            spec = encoder or composed.encoder_path()
+            spec, encoder_adapter = (
+                (encoder, None) if encoder else (composed.encoder, composed.encoder_adapter())
+            )
             encoder = SentenceTransformerEncoder(
                 spec,
+                adapter=encoder_adapter,
                 device=device,
                 trust_remote_code=trust_remote_code,
                 batch_size=settings.pop("batch_size", 32),
@@ -342,24 +346,14 @@ class O1Embedder:
         if params is None:
             params = ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
         params = self.resolve(params)
-        cache = self.cache if use_cache else None
-        key = thinker.cache_params(params)
-        unique = list(dict.fromkeys(queries))
-        found = cache.get_many(thinker.cache_id, key, unique) if cache else {}
-        missing = [q for q in unique if q not in found]
-        if missing:
-            saved = getattr(thinker, "generation_batch_size", None)
+        saved = getattr(thinker, "generation_batch_size", None)
+        if batch_size and saved is not None:
+            thinker.generation_batch_size = batch_size
+        try:
+            return think_cached(thinker, queries, params, self.cache if use_cache else None)
+        finally:
             if batch_size and saved is not None:
-                thinker.generation_batch_size = batch_size
-            try:
-                generated = dict(zip(missing, thinker.think(missing, params), strict=True))
-            finally:
-                if batch_size and saved is not None:
-                    thinker.generation_batch_size = saved
-            if cache is not None:
-                cache.put_many(thinker.cache_id, key, generated)
-            found.update(generated)
-        return [list(found[q]) for q in queries]
+                thinker.generation_batch_size = saved
 
     # ------------------------------------------------------------------ embedding
     def embed_documents(

@@ -221,11 +221,40 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
     return name, f"hub:{name}"
 
 
+def replace_backbone(module: Any, model: Any) -> None:
+    """Put ``model`` in place of a sentence-transformers ``Transformer`` module's backbone (the attribute is
+    ``model`` since sentence-transformers 6, ``auto_model`` before)."""
+    if isinstance(getattr(type(module), "auto_model", None), property):
+        module.model = model
+    else:  # pragma: no cover - older releases
+        module.auto_model = model
+
+
+def adapter_base(folder: Path, separator: str = " ") -> tuple[str, str]:
+    """``(base encoder, separator)`` recorded in an encoder adapter folder (``o1_encoder.json``, else the
+    peft config's base)."""
+    import json
+
+    meta_path = folder / "o1_encoder.json"
+    try:
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            return str(meta["base"]), str(meta.get("separator", separator))
+        return str(
+            json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+        ), separator
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(
+            f"{folder}: cannot tell which encoder the adapter belongs to ({exc})"
+        ) from None
+
+
 class SentenceTransformerEncoder(Encoder):
     """A sentence-transformers bi-encoder; ``v_t`` embeds ``query + separator + thought`` as one text.
 
     Args:
         name: ``all-minilm-l6-v2`` (bundled), a local folder (e.g. a fine-tuned copy) or a Hugging Face id.
+        adapter: a folder with a peft LoRA adapter of this encoder (``o1rag train-encoder``), merged in.
         device: ``auto``, ``cpu``, ``cuda`` ...
         batch_size: texts per forward.
         separator: between query and thought in ``v_t``'s text.
@@ -236,6 +265,7 @@ class SentenceTransformerEncoder(Encoder):
         self,
         name: str = BUNDLED_ENCODER,
         *,
+        adapter: str | None = None,
         device: str = "auto",
         batch_size: int = 32,
         separator: str = " ",
@@ -244,10 +274,24 @@ class SentenceTransformerEncoder(Encoder):
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
+        folder = Path(name).expanduser()
+        if adapter is None and (folder / "adapter_config.json").is_file():  # a fine-tuned encoder's adapter
+            base, separator = adapter_base(folder, separator)
+            name, adapter = base, str(folder)
         self.name = name
         self.batch_size = batch_size
         self.separator = separator
         self.path, self.identity = resolve_encoder_path(name)
+        self.adapter = adapter
+        adapter_path = Path(adapter).expanduser() if adapter else None
+        if adapter_path is not None:
+            from o1_rag.models import adapter_checksum
+
+            if not (adapter_path / "adapter_config.json").is_file():
+                raise ModelNotFoundError(
+                    f"encoder adapter '{adapter}' is not a folder with an adapter_config.json"
+                )
+            self.identity = f"{self.identity}+adapter:{adapter_checksum(adapter_path)}"
         self._lock = threading.RLock()
         if model is None:
             from sentence_transformers import SentenceTransformer
@@ -264,6 +308,15 @@ class SentenceTransformerEncoder(Encoder):
             except (OSError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelNotFoundError(f"cannot load encoder '{name}': {first}") from None
+            if adapter_path is not None:
+                from peft import PeftModel
+
+                module = model[0]
+                merged = PeftModel.from_pretrained(
+                    module.auto_model, str(adapter_path), is_trainable=False
+                ).merge_and_unload()
+                replace_backbone(module, merged)
+                model.eval()
         self.model = model
 
     @property
@@ -284,7 +337,7 @@ class SentenceTransformerEncoder(Encoder):
         }
 
     def describe(self) -> str:
-        return self.name
+        return self.name + (f" + adapter {self.adapter}" if self.adapter else "")
 
     def _encode(
         self, texts: list[str], batch_size: int | None, progress: Progress | None = None

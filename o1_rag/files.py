@@ -25,3 +25,20 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_directory(source: str | Path, target: str | Path) -> Path:
+    """Move the finished folder ``source`` to ``target``; an existing ``target`` is set aside first and
+    removed only after the new one is in place, so a crash leaves the old or the new folder, never none."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    if not target.exists():
+        source.rename(target)
+        return target
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    target.rename(old)
+    source.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

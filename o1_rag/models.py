@@ -65,27 +65,26 @@ TRAINED_MODELS: dict[str, TrainedModel] = {
 class ComposedModel:
     """A thinker + encoder alias: a causal-LM thinker and a sentence-transformers encoder.
 
-    ``encoder`` is a sentence-transformers name, or the folder name of a fine-tuned encoder shipped in
-    ``o1_rag/adapters``; ``settings`` names the folder in ``o1_rag/adapters`` whose ``o1_config.json``
-    holds the query-side defaults (query weight, thinking budget).
+    ``folder`` (in ``o1_rag/adapters``) holds the alias's ``o1_config.json`` (query-side defaults: query
+    weight, thinking budget) and, when the encoder was fine-tuned, its LoRA adapter.
     """
 
     thinker: str
     encoder: str
-    settings: str
+    folder: str
 
-    def encoder_path(self) -> str:
-        """What ``SentenceTransformerEncoder`` loads."""
-        shipped = ADAPTERS_DIR / self.encoder
-        return str(shipped) if shipped.is_dir() else self.encoder
+    def encoder_adapter(self) -> str | None:
+        """The shipped encoder adapter folder, if the encoder was fine-tuned."""
+        path = ADAPTERS_DIR / self.folder
+        return str(path) if (path / "adapter_config.json").is_file() else None
 
     def config(self) -> O1Config:
         """The alias's query-side defaults."""
-        return O1Config.find(ADAPTERS_DIR / self.settings)
+        return O1Config.find(ADAPTERS_DIR / self.folder)
 
 
 COMPOSED_MODELS: dict[str, ComposedModel] = {
-    "o1-minilm": ComposedModel(thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", settings="o1-minilm"),
+    "o1-minilm": ComposedModel(thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", folder="o1-minilm"),
 }
 
 

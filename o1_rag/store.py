@@ -149,8 +149,8 @@ class O1Collection:
             built_by = (self.collection.metadata or {}).get(MODEL_KEY) or "unknown model"
             raise FingerprintMismatchError(
                 f"collection '{self.name}' was indexed by embedder {stored or 'unknown (not made by o1rag)'} "
-                f"({built_by}) but the current embedder is {fingerprint}; use the same --model/--adapter, "
-                "or index into a new collection"
+                f"({built_by}) but the current embedder is {fingerprint}; use the same "
+                "--model/--adapter/--encoder, or index into a new collection"
             )
 
     def count(self) -> int:

@@ -96,3 +96,44 @@ def shared_tiny_model() -> Path:
     root = Path(tempfile.mkdtemp(prefix="o1rag-tiny-"))
     tokenizer_dir = save_real_tokenizer(root / "tokenizer")
     return build_tiny_model(root / "model", tokenizer_dir)
+
+
+def build_tiny_encoder(folder: Path, seed: int = 0) -> Path:
+    """Save a random 2-layer BERT (hidden size 32) with the bundled all-MiniLM-L6-v2 tokenizer as a
+    sentence-transformers model (mean pooling) in ``folder``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.base.modules import Transformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers.models import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from o1_rag.encoders import resolve_encoder_path
+
+    source = resolve_encoder_path("all-minilm-l6-v2")[0]
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(seed)
+    raw = folder / "raw"
+    BertModel(config).save_pretrained(raw, safe_serialization=True)
+    tokenizer.save_pretrained(raw)
+    transformer = Transformer(str(raw), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, pooling_mode="mean")], device="cpu")
+    model.save(str(folder / "encoder"))
+    return folder / "encoder"
+
+
+@functools.cache
+def shared_tiny_encoder() -> Path:
+    """One tiny sentence-transformers encoder per process."""
+    return build_tiny_encoder(Path(tempfile.mkdtemp(prefix="o1rag-tiny-encoder-")))

@@ -42,6 +42,9 @@ DEFAULT_NUM_THOUGHTS = 3
 DEFAULT_MAX_NEW_TOKENS = 64
 
 
+Messages = list[dict[str, str]]
+
+
 class ThinkerError(O1RagError):
     """A thinker could not produce thoughts (an endpoint down or answering nonsense)."""
 
@@ -102,10 +105,13 @@ class Thinker(ABC):
     def identity(self) -> dict[str, Any]:
         """What decides this thinker's thoughts (model, adapter, prompt); JSON-serialisable."""
 
+    def _cache_identity(self) -> dict[str, Any]:
+        return self.identity
+
     @property
     def cache_id(self) -> str:
-        """Short hash of ``identity``: the thinker's part of a thought-cache key."""
-        raw = json.dumps(self.identity, sort_keys=True, default=str).encode()
+        """Short hash of what decides the thoughts: the thinker's part of a thought-cache key."""
+        raw = json.dumps(self._cache_identity(), sort_keys=True, default=str).encode()
         return "thinker:" + hashlib.sha256(raw).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -149,6 +155,24 @@ class Thinker(ABC):
     @abstractmethod
     def _think(self, queries: list[str], params: ThinkParams) -> list[str]:
         """One thought per entry of ``queries`` (a query repeated ``num_thoughts`` times)."""
+
+
+def think_cached(
+    thinker: Thinker, queries: list[str], params: ThinkParams, cache: Any = None
+) -> list[list[str]]:
+    """``thinker.think`` through a ``ThoughtCache`` (None: no cache): cached queries are looked up, the
+    others generated and stored, keyed by the thinker's identity and the resolved settings."""
+    params = thinker.resolve(params)
+    key = thinker.cache_params(params)
+    unique = list(dict.fromkeys(queries))
+    found = cache.get_many(thinker.cache_id, key, unique) if cache is not None else {}
+    missing = [q for q in unique if q not in found]
+    if missing:
+        generated = dict(zip(missing, thinker.think(missing, params), strict=True))
+        if cache is not None:
+            cache.put_many(thinker.cache_id, key, generated)
+        found.update(generated)
+    return [list(found[q]) for q in queries]
 
 
 class LMThinker(Thinker):
@@ -237,6 +261,10 @@ class LMThinker(Thinker):
             out["instruction"] = hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8]
         return out
 
+    def _cache_identity(self) -> dict[str, Any]:
+        # the weights (base + adapter), not the name they were loaded by, decide the thoughts
+        return {k: v for k, v in self.identity.items() if k != "name"}
+
     def prompt_ids(self, query: str) -> list[int]:
         """The token ids the model continues with a thought about ``query``."""
         if self._format is not None:
@@ -250,6 +278,16 @@ class LMThinker(Thinker):
         return chat_prompt_ids(self.tokenizer, think_prompt(clipped))
 
     def _think(self, queries: list[str], params: ThinkParams) -> list[str]:
+        return self._generate([self.prompt_ids(q) for q in queries], params)
+
+    def write(self, chats: Sequence[Messages], params: ThinkParams) -> list[str]:
+        """One sampled reply per chat (a list of ``{role, content}`` messages) through the chat template:
+        the generation behind synthesis experts and HyDE-style writers."""
+        from o1_rag.generation import chat_prompt_ids
+
+        return self._generate([chat_prompt_ids(self.tokenizer, chat) for chat in chats], self.resolve(params))
+
+    def _generate(self, prompts: list[list[int]], params: ThinkParams) -> list[str]:
         from o1_rag.generation import generate_texts
 
         stop = [int(self.tokenizer.eos_token_id)]
@@ -263,7 +301,7 @@ class LMThinker(Thinker):
             return generate_texts(
                 self.model,
                 self.tokenizer,
-                [self.prompt_ids(q) for q in queries],
+                prompts,
                 max_new_tokens=params.max_new_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
@@ -324,10 +362,10 @@ class EndpointThinker(Thinker):
             "instruction": hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8],
         }
 
-    def _request(self, query: str, params: ThinkParams, index: int) -> str:
+    def _request(self, messages: Messages, params: ThinkParams, index: int) -> str:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "user", "content": think_prompt(query)}],
+            "messages": list(messages),
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -361,12 +399,21 @@ class EndpointThinker(Thinker):
         raise ThinkerError(f"thinker endpoint {self.url} failed ({last}) after {self.retries + 1} tries")
 
     def _think(self, queries: list[str], params: ThinkParams) -> list[str]:
+        return self.write([[{"role": "user", "content": think_prompt(q)}] for q in queries], params)
+
+    def write(self, chats: Sequence[Messages], params: ThinkParams) -> list[str]:
+        """One reply per chat, ``concurrency`` requests at a time. The k-th repeat of the same chat is
+        sent with ``seed + k``, so repeats are distinct samples that reproduce."""
+        params = self.resolve(params)
         self.generate_calls += 1
         counts: dict[str, int] = {}
         jobs = []
-        for query in queries:
-            jobs.append((query, counts.get(query, 0)))
-            counts[query] = counts.get(query, 0) + 1
+        for chat in chats:
+            key = json.dumps(chat, sort_keys=True)
+            jobs.append((chat, counts.get(key, 0)))
+            counts[key] = counts.get(key, 0) + 1
+        if not jobs:
+            return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
             return list(pool.map(lambda job: self._request(job[0], params, job[1]), jobs))
 

@@ -8,7 +8,7 @@ import pytest
 
 from o1_rag.data import load_corpus, load_qrels, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
-from o1_rag.models import o1rag_home
+from o1_rag.models import JOINT_MODEL, o1rag_home
 from o1_rag.search import search
 from o1_rag.store import O1Collection, index_documents, open_client
 
@@ -62,14 +62,15 @@ def test_bundled_model_indexes_and_searches_scifact_slice(bundled: O1Embedder, t
 
 
 def test_shipped_adapter_retrieves_better_than_the_untrained_base(bundled: O1Embedder) -> None:
-    """The default ``o1-smollm2-135m`` (bundled base + shipped adapter) on 20 scifact test claims, each
+    """The joint ``o1-smollm2-135m`` (bundled base + shipped adapter) on 20 scifact test claims, each
     against its relevant abstracts plus 100 shared distractors: its query-only MRR@10 must beat the
     untrained base's by a wide margin (the base sits near chance here)."""
     home = os.environ.get("O1RAG_TEST_MODEL_HOME") or str(Path.home() / ".cache" / "o1rag")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("O1RAG_HOME", home)
-        trained = O1Embedder.from_pretrained(device="cpu", cache=False)
-    assert trained.think_mode == "native" and trained.adapter_identity and trained.query_weight == 0.5
+        trained = O1Embedder.from_pretrained(JOINT_MODEL, device="cpu", cache=False)
+    assert trained.think_mode == "native" and trained.query_weight == 0.5
+    assert trained.fingerprint_fields["adapter"]
     docs = load_corpus(SCIFACT)
     queries = load_queries(SCIFACT)
     qrels = load_qrels(SCIFACT)

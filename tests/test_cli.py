@@ -158,3 +158,38 @@ def test_missing_optional_dependency_is_one_line(tiny_corpus: Path, monkeypatch:
 
     monkeypatch.setattr(ir, "evaluate_ir", missing)
     _one_line_error(_invoke("eval", "ir", tiny_corpus, "--systems", "bm25"), "needs the module 'ranx'")
+
+
+def test_encoder_and_thinker_options(
+    tmp_path: Path, tiny_corpus: Path, tiny_model_dir: Path, tiny_encoder_dir: Path
+) -> None:
+    db = tmp_path / "db"
+    made = _invoke("index", tiny_corpus, "-c", "enc", "--db", db, "--encoder", tiny_encoder_dir)
+    assert made.exit_code == 0, made.output
+    assert "40 added" in made.output
+    found = _invoke(
+        "search",
+        "does aspirin help?",
+        "-c",
+        "enc",
+        "--db",
+        db,
+        "--encoder",
+        tiny_encoder_dir,
+        "--thinker",
+        tiny_model_dir,
+        "-n",
+        "2",
+        "--max-new-tokens",
+        "3",
+        "--json",
+    )
+    assert found.exit_code == 0, found.output
+    payload = json.loads(found.output)
+    assert len(payload["thoughts"]) == 2 and len(payload["hits"]) == 10
+    # the joint model cannot search a collection built by the sentence encoder
+    other = _invoke("search", "aspirin", "-c", "enc", "--db", db, "--model", tiny_model_dir, "--no-think")
+    _one_line_error(other, "was indexed by embedder")
+    _one_line_error(
+        _invoke("index", tiny_corpus, "-c", "xyz", "--db", db, "--encoder", tmp_path / "no"), "does not exist"
+    )

@@ -4,6 +4,8 @@ Suites:
 - ``core``: indexing docs/s against a bare transformers forward loop; batched ``think`` against single
   ``generate`` calls; query latency p50/p95 without thinking (the plain-embedding baseline), thinking
   (cache off), thinking with a warm cache; batched query throughput.
+- ``compare``: the model against the joint O1 model (``o1-smollm2-135m``) on the same texts: indexing
+  docs/s, and query latency p50 with thinking (cache off) and with a warm cache.
 - ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
   cost of the joint single forward (``<query>q</query><emb><thought>t{eos}<emb>`` gives the thought's LM
@@ -195,6 +197,60 @@ def bench_core(
     return rows
 
 
+def _latencies(
+    emb: O1Embedder, col: O1Collection, probe: list[str], params: ThinkParams
+) -> tuple[float, float]:
+    """p50 seconds of a thinking search with the cache off, and with a warm cache."""
+    cold = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params, use_cache=False)) for q in probe]
+    for q in probe:
+        search(emb, col, [q], k=10, params=params)  # fill the cache
+    warm = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params)) for q in probe for _ in range(3)]
+    return _pcts(cold)[0], _pcts(warm)[0]
+
+
+def bench_compare(
+    emb: O1Embedder,
+    other: O1Embedder,
+    docs: list[Document],
+    queries: list[str],
+    workdir: Path,
+    max_new_tokens: int = 32,
+    probes: int = 5,
+) -> list[Row]:
+    """The ``compare`` suite: ``emb`` against ``other`` (the joint model) on the same texts."""
+    params = ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0)
+    measured = []
+    for i, model in enumerate((emb, other)):
+        model.embed_documents([d.full_text() for d in docs[:8]])  # warm-up
+        col = O1Collection.create_or_open(
+            open_client(workdir / f"compare-{i}"), "bench", model.fingerprint, model.dim
+        )
+        report = index_documents(model, col, docs, batch_size=32)
+        measured.append((report.docs_per_second, *_latencies(model, col, queries[:probes], params)))
+    (a_rate, a_cold, a_warm), (b_rate, b_cold, b_warm) = measured
+    return [
+        Row(
+            f"index docs/s: {emb.name} vs {other.name}",
+            f"{a_rate:.2f}",
+            f"{b_rate:.2f}",
+            f"{a_rate / b_rate:.1f}x",
+            ">= 5x",
+        ),
+        Row(
+            "search latency p50, think, cache off",
+            f"{a_cold * 1000:.0f} ms",
+            f"{b_cold * 1000:.0f} ms",
+            f"{a_cold / b_cold:.2f}x",
+        ),
+        Row(
+            "search latency p50, think, warm cache",
+            f"{a_warm * 1000:.0f} ms",
+            f"{b_warm * 1000:.0f} ms",
+            f"{a_warm / b_warm:.2f}x",
+        ),
+    ]
+
+
 def bench_langchain(
     emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path, max_new_tokens: int = 32
 ) -> list[Row]:
@@ -358,9 +414,9 @@ def run_bench(
     device: str = "auto",
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "langchain", "train"})
+    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train"})
     if unknown:
-        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, langchain, train")
+        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train")
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
     if len(queries) < 32:
@@ -374,6 +430,11 @@ def run_bench(
     emb = O1Embedder.from_pretrained(model, adapter, device=device, cache=workdir / "thoughts.sqlite")
     if "core" in suites:
         rows += bench_core(emb, docs, queries, workdir, max_new_tokens)
+    if "compare" in suites:
+        from o1_rag.models import JOINT_MODEL
+
+        joint = O1Embedder.from_pretrained(JOINT_MODEL, device=device, cache=workdir / "joint.sqlite")
+        rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
     if "langchain" in suites:
         rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
     device_name = (

@@ -50,7 +50,8 @@ class Expert(Protocol):
 
 
 class LocalExpert:
-    """Any model ``o1_rag.models`` resolves, with batched, sampled generation through its chat template."""
+    """Any causal LM ``o1_rag.models`` resolves (loaded as a writer: no O1 markers), sampling through its
+    chat template in batches; the generation is ``LMThinker.write``."""
 
     def __init__(
         self,
@@ -61,44 +62,21 @@ class LocalExpert:
         top_p: float = 0.9,
         batch_size: int = 32,
     ) -> None:
-        from o1_rag.models import load_model
+        from o1_rag.thinkers import LMThinker
 
-        loaded = load_model(model, device=device)
         self.name = model
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.max_new_tokens, self.temperature, self.top_p, self.batch_size = (
-            max_new_tokens,
-            temperature,
-            top_p,
-            batch_size,
+        self.writer = LMThinker.from_pretrained(
+            model, mode="chat", device=device, generation_batch_size=batch_size
         )
-        self.pad_id = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else (self.tokenizer.eos_token_id)
-        )
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
 
     def draft(self, prompts: Sequence[Messages], k: int, seed: int | None) -> list[list[str]]:
-        from o1_rag.generation import chat_prompt_ids, generate_texts
-
-        ids = [chat_prompt_ids(self.tokenizer, p) for p in prompts for _ in range(k)]
-        texts = generate_texts(
-            self.model,
-            self.tokenizer,
-            ids,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=seed,
-            batch_size=self.batch_size,
-            stop_ids=[int(self.tokenizer.eos_token_id)],
-            pad_id=self.pad_id,
-        )
-        return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+        return _draft(self.writer, self, prompts, k, seed)
 
 
 class EndpointExpert:
-    """A model behind an OpenAI-compatible chat endpoint (e.g. a vLLM server), ``n=k`` samples per prompt."""
+    """A model behind an OpenAI-compatible chat endpoint (e.g. a vLLM server); the requests are
+    ``EndpointThinker.write`` (time-outs, retries, concurrency)."""
 
     def __init__(
         self,
@@ -110,35 +88,22 @@ class EndpointExpert:
         api_key: str | None = None,
         workers: int = 8,
     ) -> None:
-        import os
-
-        from openai import OpenAI
+        from o1_rag.thinkers import EndpointThinker
 
         self.name = f"{model}@{base_url}"
-        self.client = OpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none")
-        self.model, self.max_new_tokens, self.temperature, self.top_p, self.workers = (
-            model,
-            max_new_tokens,
-            temperature,
-            top_p,
-            workers,
-        )
-
-    def _one(self, prompt: Messages, k: int, seed: int | None) -> list[str]:
-        reply: Any = self.client.chat.completions.create(
-            model=self.model,
-            messages=prompt,
-            n=k,
-            max_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=seed,
-        )
-        texts = [(c.message.content or "").strip() for c in reply.choices]
-        return (texts + [""] * k)[:k]
+        self.writer = EndpointThinker(base_url, model, api_key=api_key, concurrency=workers)
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
 
     def draft(self, prompts: Sequence[Messages], k: int, seed: int | None) -> list[list[str]]:
-        from concurrent.futures import ThreadPoolExecutor
+        return _draft(self.writer, self, prompts, k, seed)
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda p: self._one(p, k, seed), prompts))
+
+def _draft(
+    writer: Any, expert: Any, prompts: Sequence[Messages], k: int, seed: int | None
+) -> list[list[str]]:
+    """``k`` samples per prompt from ``writer.write``, grouped per prompt."""
+    from o1_rag.thinkers import ThinkParams
+
+    params = ThinkParams(1, expert.max_new_tokens, expert.temperature, expert.top_p, seed)
+    texts = writer.write([p for p in prompts for _ in range(k)], params)
+    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]

@@ -332,7 +332,6 @@ def pack_adapter(
                 if not line.startswith(("Default think mode:", "Default query weight", "Default repetition"))
             ]
             card.write_text("\n".join(kept).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    from o1_rag.files import replace_directory
+
+    return replace_directory(tmp, target)

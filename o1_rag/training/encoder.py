@@ -1,0 +1,324 @@
+"""Contrastive fine-tuning of a sentence-transformers encoder on query + thought (thinker + encoder form).
+
+The encoder learns how far to trust the thinker's thoughts: each training query is embedded as
+``query + separator + thought`` (a thought the *thinker* wrote for it, so training sees what inference
+sees) or, for a share of samples, as the query alone; the positive passage is the target and in-batch
+passages plus a BM25 hard negative are the negatives (``MultipleNegativesRankingLoss``). Training runs
+through ``SentenceTransformerTrainer`` (checkpoints, ``--resume``, multi-device through ``accelerate``) on a
+peft LoRA adapter, so the result ships as a small folder beside the bundled base encoder.
+
+    o1rag train-encoder --config train/minilm-cpu.toml [--resume]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from o1_rag.training.recipe import RecipeError
+
+logger = logging.getLogger(__name__)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENCODER_SECTIONS = ("encoder", "thinker", "data", "lora", "training")
+
+
+@dataclass
+class EncoderRecipe:
+    """Settings of an encoder fine-tuning run; each TOML section maps to a group of fields."""
+
+    # [encoder]
+    base: str = "all-minilm-l6-v2"
+    separator: str = " "
+    # [thinker]: writes the training queries' thoughts (cached in the thought cache, resumable)
+    thinker: str = "o1-smollm2-135m"
+    num_thoughts: int = 1
+    max_new_tokens: int = 48
+    temperature: float = 0.1
+    think_seed: int = 0
+    # [data]
+    train_files: list[str] = field(default_factory=list)
+    data_root: str = ""
+    query_only_share: float = 0.2
+    # [lora]
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # [training]
+    output_dir: str = "runs/o1-minilm-encoder"
+    learning_rate: float = 2e-4
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    logging_steps: int = 5
+    save_steps: int = 20
+    save_total_limit: int = 2
+    seed: int = 0
+    device: str = "auto"
+
+    def check(self, where: str) -> None:
+        """Ranges, with ``where`` (the recipe file) in the message."""
+        if not self.train_files:
+            raise RecipeError(f"{where}: [data] train_files is empty")
+        if not 0.0 <= self.query_only_share <= 1.0:
+            raise RecipeError(f"{where}: query_only_share must be in [0, 1]")
+        if min(self.batch_size, self.r, self.num_thoughts, self.max_new_tokens) < 1:
+            raise RecipeError(f"{where}: batch_size, r, num_thoughts and max_new_tokens must be >= 1")
+        if self.learning_rate <= 0:
+            raise RecipeError(f"{where}: learning_rate must be > 0")
+
+
+def load_encoder_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> EncoderRecipe:
+    """Read a TOML encoder recipe; unknown sections and keys are errors. Paths are relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(EncoderRecipe)}
+    values: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section not in ENCODER_SECTIONS or not isinstance(table, dict):
+            raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(ENCODER_SECTIONS)})")
+        for key, value in table.items():
+            if key not in known:
+                raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
+            values[key] = value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        recipe = EncoderRecipe(**values)
+    except TypeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
+    base_dir = path.parent
+    recipe.train_files = [str(p if Path(p).is_absolute() else base_dir / p) for p in recipe.train_files]
+    if recipe.data_root and not Path(recipe.data_root).is_absolute():
+        recipe.data_root = str(base_dir / recipe.data_root)
+    recipe.check(str(path))
+    return recipe
+
+
+def thinker_thoughts(
+    recipe: EncoderRecipe, queries: list[str], thinker: Any = None, chunk: int = 64
+) -> dict[str, list[str]]:
+    """The thinker's thoughts for each training query, written in chunks through the thought cache (a
+    killed run resumes where the cache stops)."""
+    from o1_rag.cache import ThoughtCache
+    from o1_rag.thinkers import LMThinker, ThinkParams, think_cached
+
+    if thinker is None:
+        thinker = LMThinker.from_pretrained(recipe.thinker, device=recipe.device)
+    cache = ThoughtCache()
+    params = ThinkParams(
+        recipe.num_thoughts, recipe.max_new_tokens, recipe.temperature, seed=recipe.think_seed
+    )
+    unique = list(dict.fromkeys(queries))
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(unique), chunk):
+        part = unique[start : start + chunk]
+        out.update(zip(part, think_cached(thinker, part, params, cache), strict=True))
+        logger.info("thoughts for %d / %d training queries", min(start + chunk, len(unique)), len(unique))
+    return out
+
+
+def training_rows(
+    examples: list[dict[str, Any]], thoughts: dict[str, list[str]], recipe: EncoderRecipe
+) -> dict[str, list[str]]:
+    """Columns ``anchor``, ``positive``, ``negative`` (one row per example)."""
+    rng = random.Random(recipe.seed)
+    rows: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
+    for example in examples:
+        query = example["query"]
+        thought = rng.choice(thoughts.get(query) or [""])
+        query_only = rng.random() < recipe.query_only_share or not thought.strip()
+        rows["anchor"].append(query if query_only else f"{query}{recipe.separator}{thought}")
+        rows["positive"].append(example["positives"][0])
+        negatives = example.get("negatives") or []
+        rows["negative"].append(negatives[0] if negatives else rng.choice(examples)["positives"][0])
+    return rows
+
+
+def build_encoder_trainer(
+    recipe: EncoderRecipe, rows: dict[str, list[str]], model: Any = None, callbacks: list[Any] | None = None
+) -> Any:
+    """A ``SentenceTransformerTrainer`` over ``rows`` with a LoRA adapter on ``recipe.base``."""
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.training_args import BatchSamplers
+
+    from o1_rag.encoders import resolve_encoder_path
+    from o1_rag.models import pick_device
+
+    device = pick_device(recipe.device)
+    if model is None:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(
+            resolve_encoder_path(recipe.base)[0], device=device, model_kwargs={"use_safetensors": True}
+        )
+    from peft import get_peft_model
+
+    from o1_rag.encoders import replace_backbone
+
+    module = model[0]
+    replace_backbone(
+        module,
+        get_peft_model(
+            module.auto_model,
+            LoraConfig(
+                task_type=TaskType.FEATURE_EXTRACTION,
+                r=recipe.r,
+                lora_alpha=recipe.alpha,
+                lora_dropout=recipe.dropout,
+                target_modules=list(recipe.target_modules),
+            ),
+        ),
+    )
+    args = SentenceTransformerTrainingArguments(
+        output_dir=recipe.output_dir,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        warmup_ratio=recipe.warmup_ratio,
+        logging_steps=recipe.logging_steps,
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        seed=recipe.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        use_cpu=device == "cpu",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+    class LoraTrainer(SentenceTransformerTrainer):
+        """Checkpoints hold the LoRA adapter only: resume by loading it back into the live model."""
+
+        def _load_from_checkpoint(self, checkpoint_path: str, model: Any = None) -> None:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            weights = Path(checkpoint_path) / "adapter_model.safetensors"
+            if not weights.is_file():
+                raise RecipeError(f"{checkpoint_path}: no adapter_model.safetensors to resume from")
+            set_peft_model_state_dict(self.model[0].auto_model, load_file(str(weights)))
+
+    trainer = LoraTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(rows),
+        loss=MultipleNegativesRankingLoss(model),
+        callbacks=callbacks,
+    )
+    return trainer
+
+
+def train_encoder(
+    recipe: EncoderRecipe, resume: bool = False, thinker: Any = None, callbacks: list[Any] | None = None
+) -> Path:
+    """Write thoughts (cached), fine-tune, and save the LoRA adapter folder to ``output_dir/final``.
+
+    The folder holds ``adapter_config.json``, ``adapter_model.safetensors`` and ``o1_encoder.json`` (the base
+    encoder and separator); load it with ``SentenceTransformerEncoder(base, adapter=folder)``.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from o1_rag.training.data import load_examples
+
+    examples = load_examples(recipe.train_files, data_root=recipe.data_root or None)
+    thoughts = thinker_thoughts(recipe, [e["query"] for e in examples], thinker)
+    rows = training_rows(examples, thoughts, recipe)
+    output = Path(recipe.output_dir)
+    checkpoint = get_last_checkpoint(str(output)) if resume and output.is_dir() else None
+    if resume and checkpoint is None:
+        logger.warning("no checkpoint in %s: starting from scratch", output)
+    trainer = build_encoder_trainer(recipe, rows, callbacks=callbacks)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final = output / "final"
+    if trainer.is_world_process_zero():
+        history = [h for h in trainer.state.log_history if "loss" in h]
+        seconds = time.perf_counter() - started
+        save_encoder_adapter(trainer.model, final, recipe, len(rows["anchor"]), seconds, history)
+    return final
+
+
+ENCODER_CONFIG = "o1_encoder.json"
+
+
+def encoder_card(recipe: EncoderRecipe, n_rows: int, seconds: float, history: list[dict[str, Any]]) -> str:
+    """A model card for an encoder adapter (markdown)."""
+    losses = [h["loss"] for h in history if "loss" in h]
+    last = f"{losses[-1]:.3f}" if losses else "-"
+    return (
+        f"# O1 encoder adapter for `{recipe.base}`\n\n"
+        "A LoRA adapter (peft) of a sentence-transformers encoder, fine-tuned by `o1rag train-encoder` to "
+        "embed a query together with a thought written by a thinker (`query + separator + thought`) close "
+        "to the query's relevant passage, and a query alone as well. Documents are embedded as they are.\n\n"
+        f"- base encoder: `{recipe.base}`; separator: {json.dumps(recipe.separator)}\n"
+        f"- thoughts: `{recipe.thinker}`, {recipe.num_thoughts} per training query, at most "
+        f"{recipe.max_new_tokens} new tokens, temperature {recipe.temperature:g}\n"
+        f"- data: {', '.join(Path(f).name for f in recipe.train_files)}; {n_rows} rows; "
+        f"{recipe.query_only_share:.0%} of anchors are the query alone; one BM25 hard negative per row\n"
+        f"- loss: MultipleNegativesRankingLoss (in-batch + hard negatives), batch {recipe.batch_size}\n"
+        f"- LoRA r={recipe.r}, alpha={recipe.alpha}, dropout {recipe.dropout:g} on "
+        f"{', '.join(recipe.target_modules)}; lr {recipe.learning_rate:g}, {recipe.epochs:g} epoch(s)\n"
+        f"- training time: {seconds:.0f} s; last logged loss {last}\n\n"
+        "Load: `SentenceTransformerEncoder(FOLDER)` in o1-rag, or `o1rag search ... --encoder FOLDER`.\n"
+    )
+
+
+def save_encoder_adapter(
+    model: Any,
+    folder: Path,
+    recipe: EncoderRecipe,
+    n_rows: int,
+    seconds: float,
+    history: list[dict[str, Any]] | None = None,
+) -> Path:
+    """The LoRA adapter of a fine-tuned sentence-transformers model, with the base it belongs to, a model
+    card and the training log (written to a temporary folder, then renamed into place)."""
+    import shutil
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model[0].auto_model.save_pretrained(str(tmp))  # a PeftModel saves its adapter only
+    config_path = tmp / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = recipe.base  # an alias, never this machine's path
+    config_path.write_text(json.dumps(config, indent=2))
+    meta = {
+        "base": recipe.base,
+        "separator": recipe.separator,
+        "recipe": asdict(recipe),
+        "rows": n_rows,
+        "seconds": round(seconds, 1),
+    }
+    (tmp / ENCODER_CONFIG).write_text(json.dumps(meta, indent=2))
+    (tmp / "README.md").write_text(encoder_card(recipe, n_rows, seconds, history or []))
+    (tmp / "log_history.json").write_text(json.dumps(history or [], indent=1))
+    from o1_rag.files import replace_directory
+
+    return replace_directory(tmp, folder)
