@@ -32,7 +32,7 @@ import numpy as np
 from o1_rag.cache import ThoughtCache
 from o1_rag.config import O1Config
 from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder, check_texts, normalise_rows
-from o1_rag.models import COMPOSED_MODELS, DEFAULT_MODEL, LoadedModel, load_model
+from o1_rag.models import COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL, LoadedModel, load_model
 from o1_rag.thinkers import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_THOUGHTS,
@@ -108,7 +108,7 @@ class O1Embedder:
         cls,
         loaded: LoadedModel,
         *,
-        model_name: str = DEFAULT_MODEL,
+        model_name: str = JOINT_MODEL,
         think_mode: str | None = None,
         max_query_tokens: int | None = None,
         max_thought_tokens: int | None = None,

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 BASE_MODEL = "smollm2-135m-instruct"  # the bundled instruct model: default expert, generator and judge
 JOINT_MODEL = "o1-smollm2-135m"  # the bundled base with the shipped O1 adapter: the paper's joint form
-DEFAULT_MODEL = JOINT_MODEL  # default embedder
+DEFAULT_MODEL = "o1-minilm"  # the shipped O1 thinker + the fine-tuned bundled MiniLM: default embedder
 ADAPTERS_DIR = Path(__file__).parent / "adapters"
 
 
@@ -293,7 +293,7 @@ def read_o1_config(adapter: str | None, base: str | None = None) -> O1Config:
 
 
 def load_model(
-    name: str = DEFAULT_MODEL,
+    name: str = JOINT_MODEL,
     *,
     adapter: str | None = None,
     revision: str | None = None,

@@ -423,7 +423,10 @@ def run_bench(
         raise ValueError(f"the benchmark needs 32 queries, {data} has {len(queries)}")
     rows: list[Row] = []
     if "train" in suites:
-        rows += bench_training(model, queries, docs, device)
+        from o1_rag.models import COMPOSED_MODELS
+
+        joint = COMPOSED_MODELS[model].thinker if model in COMPOSED_MODELS else model  # the joint objective
+        rows += bench_training(joint, queries, docs, device)
         if set(suites) == {"train"}:
             where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
             return f"o1rag bench: training step of {model}, {where}, {torch.get_num_threads()} threads", rows
