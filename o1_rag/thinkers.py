@@ -320,7 +320,9 @@ class EndpointThinker(Thinker):
     Args:
         base_url: e.g. ``http://localhost:8000/v1`` (``/chat/completions`` is appended).
         model: the model name the server knows.
-        api_key: sent as a bearer token; default ``$OPENAI_API_KEY``, else none.
+        api_key: sent as a bearer token; none is sent unless given here or through ``api_key_env``.
+        api_key_env: the name of an environment variable holding the key (e.g. ``OPENAI_API_KEY``); a key
+            is never read from the environment unless asked, so it cannot leak to an unintended server.
         timeout: seconds per request.
         retries: further tries after a failed request (connection errors, 429 and 5xx), with backoff.
         concurrency: requests in flight at once.
@@ -333,6 +335,7 @@ class EndpointThinker(Thinker):
         model: str,
         *,
         api_key: str | None = None,
+        api_key_env: str | None = None,
         timeout: float = 60.0,
         retries: int = 2,
         concurrency: int = 8,
@@ -347,7 +350,9 @@ class EndpointThinker(Thinker):
             raise ValueError("timeout must be > 0, retries >= 0 and concurrency >= 1")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if api_key_env is not None and not os.environ.get(api_key_env):
+            raise ValueError(f"the environment variable {api_key_env} (the thinker's API key) is not set")
+        self.api_key = api_key or (os.environ[api_key_env] if api_key_env else None)
         self.timeout = timeout
         self.retries = retries
         self.concurrency = concurrency

@@ -39,7 +39,7 @@ class _Stub(BaseHTTPRequestHandler):
             return
         query = body["messages"][0]["content"].rsplit("Query: ", 1)[-1]
         payload = {
-            "choices": [{"message": {"role": "assistant", "content": f" about {query} #{body['seed']} "}}]
+            "choices": [{"message": {"role": "assistant", "content": f" about {query} #{body.get('seed')} "}}]
         }
         data = json.dumps(payload).encode()
         self.send_response(200)
@@ -80,6 +80,18 @@ def test_endpoint_thinker_sends_chat_requests_and_retries(stub_server: str) -> N
     assert "plausible response" in first["messages"][0]["content"]
     _Stub.fail_first = 2  # two 503s, then success: retried
     assert thinker.think(["x"], ThinkParams(num_thoughts=1, seed=0)) == [["about x #0"]]
+
+
+def test_endpoint_thinker_sends_a_key_only_when_asked(
+    stub_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "secret")
+    EndpointThinker(stub_server, "m").think(["q"], ThinkParams(num_thoughts=1))
+    assert _Stub.requests[-1]["auth"] is None
+    EndpointThinker(stub_server, "m", api_key_env="OPENAI_API_KEY").think(["r"], ThinkParams(num_thoughts=1))
+    assert _Stub.requests[-1]["auth"] == "Bearer secret"
+    with pytest.raises(ValueError, match="NO_SUCH_KEY"):
+        EndpointThinker(stub_server, "m", api_key_env="NO_SUCH_KEY")
 
 
 def test_endpoint_thinker_down_is_one_clear_error() -> None:
