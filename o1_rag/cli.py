@@ -23,6 +23,7 @@ app = typer.Typer(
     help="Retrievers that think before they search: index a collection, then search it with thoughts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be read as markup
     add_completion=False,
 )
 out = Console()
@@ -762,20 +763,34 @@ def synth(
     _run(verbose, body)
 
 
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")]
+OutputDirOpt = Annotated[str | None, typer.Option("--output-dir", help="Override [training] output_dir.")]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Override [training] max_steps.")]
+TrainDeviceOpt = Annotated[str | None, typer.Option("--device", help="Override [training] device.")]
+DataRootOpt = Annotated[
+    Path | None, typer.Option("--data-root", help="Override [data] data_root (collections folder).")
+]
+
+
+def _recipe_overrides(
+    output_dir: str | None, max_steps: int | None, device: str | None, data_root: Path | None
+) -> dict[str, Any]:
+    return {
+        "output_dir": output_dir,
+        "max_steps": max_steps,
+        "device": device,
+        "data_root": str(data_root.resolve()) if data_root else None,
+    }
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")],
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
-    output_dir: Annotated[
-        str | None, typer.Option("--output-dir", help="Override [training] output_dir.")
-    ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option("--max-steps", help="Override [training] max_steps.")
-    ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="Override [training] device.")] = None,
-    data_root: Annotated[
-        Path | None, typer.Option("--data-root", help="Override [data] data_root (collections folder).")
-    ] = None,
+    resume: ResumeOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_steps: MaxStepsOpt = None,
+    device: TrainDeviceOpt = None,
+    data_root: DataRootOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."""
@@ -784,13 +799,7 @@ def train(
         from o1_rag.training.recipe import load_recipe
         from o1_rag.training.recipe import train as run
 
-        overrides = {
-            "output_dir": output_dir,
-            "max_steps": max_steps,
-            "device": device,
-            "data_root": str(data_root.resolve()) if data_root else None,
-        }
-        recipe = load_recipe(config, overrides)
+        recipe = load_recipe(config, _recipe_overrides(output_dir, max_steps, device, data_root))
         folder = run(recipe, resume=resume)
         out.print(f"adapter saved to {folder}; use it with --adapter {folder}", highlight=False)
 
@@ -800,17 +809,11 @@ def train(
 @app.command("train-encoder")
 def train_encoder_cmd(
     config: Annotated[Path, typer.Option("--config", "-c", help="A TOML encoder recipe (see train/).")],
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
-    output_dir: Annotated[
-        str | None, typer.Option("--output-dir", help="Override [training] output_dir.")
-    ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option("--max-steps", help="Override [training] max_steps.")
-    ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="Override [training] device.")] = None,
-    data_root: Annotated[
-        Path | None, typer.Option("--data-root", help="Override [data] data_root (collections folder).")
-    ] = None,
+    resume: ResumeOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_steps: MaxStepsOpt = None,
+    device: TrainDeviceOpt = None,
+    data_root: DataRootOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune the encoder of a thinker + encoder model on query + thought (a LoRA adapter)."""
@@ -818,13 +821,7 @@ def train_encoder_cmd(
     def body() -> None:
         from o1_rag.training.encoder import load_encoder_recipe, train_encoder
 
-        overrides = {
-            "output_dir": output_dir,
-            "max_steps": max_steps,
-            "device": device,
-            "data_root": str(data_root.resolve()) if data_root else None,
-        }
-        recipe = load_encoder_recipe(config, overrides)
+        recipe = load_encoder_recipe(config, _recipe_overrides(output_dir, max_steps, device, data_root))
         folder = train_encoder(recipe, resume=resume)
         out.print(f"encoder adapter saved to {folder}; use it with --encoder {folder}", highlight=False)
 

@@ -231,7 +231,7 @@ class O1Embedder:
         elif thinker is None or thinker is True or isinstance(thinker, str):
             thinker_name, thinker_adapter = (
                 (thinker, None)
-                if thinker
+                if isinstance(thinker, str)
                 else ((composed.thinker, None) if composed is not None else (model, adapter))
             )
             thinker = _load_thinker(

@@ -15,20 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from o1_rag.training.recipe import RecipeError
+from o1_rag.training.recipe import RecipeError, read_recipe
 
 logger = logging.getLogger(__name__)
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENCODER_SECTIONS = ("encoder", "thinker", "data", "lora", "training")
 
@@ -82,31 +76,7 @@ class EncoderRecipe:
 
 def load_encoder_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> EncoderRecipe:
     """Read a TOML encoder recipe; unknown sections and keys are errors. Paths are relative to the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
-    known = {f.name for f in fields(EncoderRecipe)}
-    values: dict[str, Any] = {}
-    for section, table in raw.items():
-        if section not in ENCODER_SECTIONS or not isinstance(table, dict):
-            raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(ENCODER_SECTIONS)})")
-        for key, value in table.items():
-            if key not in known:
-                raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
-            values[key] = value
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        recipe = EncoderRecipe(**values)
-    except TypeError as exc:
-        raise RecipeError(f"{path}: {exc}") from None
-    base_dir = path.parent
-    recipe.train_files = [str(p if Path(p).is_absolute() else base_dir / p) for p in recipe.train_files]
-    if recipe.data_root and not Path(recipe.data_root).is_absolute():
-        recipe.data_root = str(base_dir / recipe.data_root)
+    recipe = read_recipe(path, EncoderRecipe, ENCODER_SECTIONS, overrides)
     recipe.check(str(path))
     return recipe
 

@@ -70,8 +70,12 @@ class Recipe:
 SECTIONS = ("model", "data", "lora", "loss", "training")
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a TOML recipe; unknown keys are errors (a typo must not be silently ignored)."""
+def read_recipe(
+    path: str | Path, cls: type, sections: tuple[str, ...], overrides: dict[str, Any] | None = None
+) -> Any:
+    """A ``cls`` dataclass from a TOML file whose sections group its fields; unknown sections and keys
+    are errors (a typo must not be silently ignored); ``train_files`` and ``data_root`` are made relative
+    to the file."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe not found")
@@ -79,21 +83,30 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML ({exc})") from None
-    known = {f.name for f in fields(Recipe)}
+    known = {f.name for f in fields(cls)}
     values: dict[str, Any] = {}
     for section, table in raw.items():
-        if section not in SECTIONS or not isinstance(table, dict):
-            raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(SECTIONS)})")
+        if section not in sections or not isinstance(table, dict):
+            raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(sections)})")
         for key, value in table.items():
             if key not in known:
                 raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
             values[key] = value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    recipe = Recipe(**values)
+    try:
+        recipe = cls(**values)
+    except TypeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     base_dir = path.parent
     recipe.train_files = [str(p if Path(p).is_absolute() else (base_dir / p)) for p in recipe.train_files]
     if recipe.data_root and not Path(recipe.data_root).is_absolute():
         recipe.data_root = str(base_dir / recipe.data_root)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a TOML recipe of the joint model."""
+    recipe = read_recipe(path, Recipe, SECTIONS, overrides)
     if not recipe.train_files:
         raise RecipeError(f"{path}: [data] train_files is empty")
     if recipe.group_size < 1 or recipe.batch_size < 1:
