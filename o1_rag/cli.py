@@ -484,9 +484,11 @@ def eval_ir(
 
     def body() -> None:
         from o1_rag.evaluation.ir import METRICS, evaluate_ir
-        from o1_rag.evaluation.report import write_ir_report
+        from o1_rag.evaluation.report import check_report_target, write_ir_report
         from o1_rag.evaluation.systems import EvalSettings
 
+        if output is not None:
+            check_report_target(output)  # before any work: never after a long evaluation
         settings = EvalSettings(
             model=model,
             adapter=adapter,
@@ -594,11 +596,13 @@ def eval_rag(
     def body() -> None:
         from o1_rag.evaluation.llms import endpoint_llm, local_llm
         from o1_rag.evaluation.rag import evaluate_rag, load_qa
-        from o1_rag.evaluation.report import write_rag_report
+        from o1_rag.evaluation.report import check_report_target, write_rag_report
         from o1_rag.evaluation.systems import EvalSettings, parse_systems, resolve_dense_model
 
         parse_systems(retrievers)
         load_qa(data_dir, limit)  # fail on bad input before loading any model
+        if output is not None:
+            check_report_target(output)
         if k <= 0:
             raise ValueError(f"-k must be > 0, got {k}")
         settings = EvalSettings(

@@ -1,6 +1,7 @@
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -234,3 +235,24 @@ def test_table_of_several_reports_with_a_paired_comparison(tmp_path: Path) -> No
     assert ok.exit_code == 0 and "a vs b (ndcg@10, 3 queries of 2 collections)" in ok.output
     bad = runner.invoke(app, ["eval", "table", str(one), "--compare", "a"])
     assert bad.exit_code == 1 and "--compare needs two systems" in bad.output
+
+
+def test_eval_output_never_deletes_a_users_files(tiny_corpus: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "thesis"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("keep")
+
+    def run(output: Path) -> Any:
+        args = ["eval", "ir", str(tiny_corpus), "--systems", "bm25", "-o", str(output)]
+        return CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+
+    refused = run(folder)
+    assert refused.exit_code == 1 and "not an earlier report" in refused.output
+    assert (folder / "thesis.txt").read_text() == "keep" and (folder / "sub").is_dir()
+    report = tmp_path / "report"
+    assert run(report).exit_code == 0
+    assert oct(report.stat().st_mode & 0o777) != oct(0o700)  # the usual permissions, not mkdtemp's
+    again = run(report)  # an earlier report is replaced
+    assert again.exit_code == 0 and {p.name for p in report.iterdir()} >= {"results.json", "report.md"}
+    (tmp_path / "file").write_text("x")
+    assert "not a folder" in run(tmp_path / "file").output

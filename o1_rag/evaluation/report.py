@@ -52,24 +52,51 @@ def environment() -> dict[str, Any]:
     }
 
 
+REPORT_FILES = {"results.json", "report.md"}  # what marks a folder as an earlier report
+
+
+def check_report_target(target: Path) -> Path:
+    """Refuse an output folder that would lose a user's files: it must not exist, or be empty, or be an
+    earlier report (``results.json`` + ``report.md`` and plots only). Call it before the evaluation runs.
+
+    Raises:
+        O1RagError: ``target`` is a file, or a folder holding anything but an earlier report.
+    """
+    from o1_rag.errors import O1RagError
+
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise O1RagError(f"--output {target} exists and is not a folder")
+    if not target.is_dir():
+        return target
+    names = {p.name for p in target.iterdir()}
+    if names and not (
+        names >= REPORT_FILES and all(n in REPORT_FILES or n.endswith(".png") for n in names)
+    ):
+        raise O1RagError(
+            f"--output {target} holds files that are not an earlier report; give a new or empty folder"
+        )
+    return target
+
+
 @contextmanager
 def atomic_folder(target: Path):
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
+    """Yield a temporary folder beside ``target``; on success it replaces ``target`` (an earlier report,
+    checked by ``check_report_target``) in one rename, with the usual permissions.
 
     On an error the temporary folder is removed and ``target`` is left as it was.
     """
-    target = Path(target)
+    from o1_rag.files import replace_directory
+
+    target = check_report_target(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}-old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
