@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from o1_rag.errors import O1RagError
 from o1_rag.models import BASE_MODEL, DEFAULT_MODEL
@@ -26,8 +28,23 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be read as markup
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Text from data and users (documents, queries, thoughts, names, paths, error messages) is printed as plain
+# text: no markup is read from any string, and control characters are made visible (see ``_clean``).
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _clean(value: object) -> str:
+    """``value`` as text with control characters (ESC, CR, ...) shown as ``\\xNN`` instead of sent."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def _styled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, then ``text`` as plain, cleaned text."""
+    return Text.assemble((label, style), " ", _clean(text))
+
+
 T = TypeVar("T")
 
 ModelOpt = Annotated[
@@ -112,12 +129,15 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (O1RagError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(_styled("error:", "bold red", exc), soft_wrap=True)
         raise typer.Exit(1) from None
     except ModuleNotFoundError as exc:
         err.print(
-            f"[bold red]error:[/] this command needs the module '{exc.name}': pip install 'o1-rag[eval]'",
-            highlight=False,
+            _styled(
+                "error:",
+                "bold red",
+                f"this command needs the module '{exc.name}': pip install 'o1-rag[eval]'",
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
@@ -139,7 +159,7 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 
     tasks: dict[str, Any] = {}
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -234,10 +254,10 @@ def index(
             client, name, embedder.fingerprint, embedder.dim, embedder.describe()
         )
         columns = (
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[rate]}", markup=False),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=err, transient=False) as bar:
@@ -249,11 +269,12 @@ def index(
 
             report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
         out.print(
-            f"collection [bold]{name}[/]: {target.count()} documents "
-            f"({report.added} added at {report.docs_per_second:.1f} docs/s, "
-            f"{report.skipped} already stored); "
-            f"embedder {embedder.describe()}",
-            highlight=False,
+            _clean(
+                f"collection {name}: {target.count()} documents "
+                f"({report.added} added at {report.docs_per_second:.1f} docs/s, "
+                f"{report.skipped} already stored); "
+                f"embedder {embedder.describe()}"
+            )
         )
 
     _run(verbose, body)
@@ -338,8 +359,8 @@ def search(
             return
         if show_thoughts:
             for i, thought in enumerate(result.thoughts, start=1):
-                out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)
-        table = Table(title=f"{collection}: {text}", title_justify="left")
+                out.print(_styled(f"thought {i}:", "bold cyan", thought))
+        table = Table(title=_clean(f"{collection}: {text}"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("id")
@@ -347,7 +368,10 @@ def search(
         for rank, hit in enumerate(result.hits, start=1):
             snippet = " ".join(hit.text.split())
             table.add_row(
-                str(rank), f"{hit.score:.4f}", hit.id, snippet[:160] + ("…" if len(snippet) > 160 else "")
+                str(rank),
+                f"{hit.score:.4f}",
+                _clean(hit.id),
+                _clean(snippet[:160] + ("…" if len(snippet) > 160 else "")),
             )
         out.print(table)
 
@@ -383,7 +407,7 @@ def think(
         embedder = _embedder(model, adapter, device, no_cache, think_mode, thinker, thinker_url)
         [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
-            out.print(f"[bold cyan]thought {i}:[/] {thought}", highlight=False)
+            out.print(_styled(f"thought {i}:", "bold cyan", thought))
 
     _run(verbose, body)
 
@@ -408,7 +432,10 @@ def collections(
             opened = O1Collection.open(client, item.name)
             meta = opened.collection.metadata or {}
             table.add_row(
-                opened.name, str(opened.count()), opened.fingerprint or "-", meta.get("o1rag:model", "-")
+                _clean(opened.name),
+                str(opened.count()),
+                _clean(opened.fingerprint or "-"),
+                _clean(meta.get("o1rag:model", "-")),
             )
         out.print(table)
 
@@ -507,18 +534,20 @@ def eval_ir(
         result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
         target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
         write_ir_report(result, target, _command_line(ctx))
-        table = Table(title=f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
+        table = Table(
+            title=_clean(f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
+        )
         for column in ("system", *METRICS, f"p vs {result.baseline}"):
             table.add_column(column, justify="left" if column == "system" else "right")
         for system in result.systems:
             p = result.p_values.get(system, {}).get("ndcg@10")
             table.add_row(
-                system,
+                _clean(system),
                 *(f"{result.scores[system][m]:.3f}" for m in METRICS),
                 "-" if p is None else f"{p:.3g}",
             )
         out.print(table)
-        out.print(f"report: {target / 'report.md'}", highlight=False)
+        out.print(_clean(f"report: {target / 'report.md'}"))
 
     _run(verbose, body)
 
@@ -646,14 +675,14 @@ def eval_rag(
         target = output or Path("evals") / "reports" / f"rag-{result.dataset}"
         write_rag_report(result, target, _command_line(ctx))
         metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))
-        table = Table(title=f"{result.dataset}: {result.num_questions} questions, top-{k} contexts")
+        table = Table(title=_clean(f"{result.dataset}: {result.num_questions} questions, top-{k} contexts"))
         table.add_column("retriever")
         for metric in metrics:
             table.add_column(metric, justify="right")
         for name in result.retrievers:
-            table.add_row(name, *(f"{result.scores[name].get(m, float('nan')):.3f}" for m in metrics))
+            table.add_row(_clean(name), *(f"{result.scores[name].get(m, float('nan')):.3f}" for m in metrics))
         out.print(table)
-        out.print(f"report: {target / 'report.md'}", highlight=False)
+        out.print(_clean(f"report: {target / 'report.md'}"))
 
     _run(verbose, body)
 
@@ -754,15 +783,16 @@ def synth(
                 progress=lambda done, total: progress("synthesizing", done, total),
             )
         out.print(
-            f"{output}: {written} new records ({len(items)} queries; committee: "
-            f"{', '.join(m.name for m in members)})",
-            highlight=False,
+            _clean(
+                f"{output}: {written} new records ({len(items)} queries; committee: "
+                f"{', '.join(m.name for m in members)})"
+            )
         )
         if export is not None:
             if not source.is_dir():
                 raise ValueError("--export-ids needs a BEIR folder source (the copy names its collection)")
             count = export_ids(output, export, source.resolve().name, queries_file, answers)
-            out.print(f"{export}: {count} records without collection texts", highlight=False)
+            out.print(_clean(f"{export}: {count} records without collection texts"))
 
     _run(verbose, body)
 
@@ -805,7 +835,7 @@ def train(
 
         recipe = load_recipe(config, _recipe_overrides(output_dir, max_steps, device, data_root))
         folder = run(recipe, resume=resume)
-        out.print(f"adapter saved to {folder}; use it with --adapter {folder}", highlight=False)
+        out.print(_clean(f"adapter saved to {folder}; use it with --adapter {folder}"))
 
     _run(verbose, body)
 
@@ -827,7 +857,7 @@ def train_encoder_cmd(
 
         recipe = load_encoder_recipe(config, _recipe_overrides(output_dir, max_steps, device, data_root))
         folder = train_encoder(recipe, resume=resume)
-        out.print(f"encoder adapter saved to {folder}; use it with --encoder {folder}", highlight=False)
+        out.print(_clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
 
     _run(verbose, body)
 
@@ -863,11 +893,11 @@ def bench(
             max_new_tokens,
             device,
         )
-        table = Table(title=title, title_justify="left")
+        table = Table(title=_clean(title), title_justify="left")
         for column in ("measure", "o1-rag", "baseline", "ratio", "target"):
             table.add_column(column)
         for row in rows:
-            table.add_row(row.measure, row.value, row.baseline, row.ratio, row.target)
+            table.add_row(*(_clean(v) for v in (row.measure, row.value, row.baseline, row.ratio, row.target)))
         out.print(table)
 
     _run(verbose, body)

@@ -193,3 +193,35 @@ def test_encoder_and_thinker_options(
     _one_line_error(
         _invoke("index", tiny_corpus, "-c", "xyz", "--db", db, "--encoder", tmp_path / "no"), "does not exist"
     )
+
+
+def test_untrusted_text_is_printed_plain(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    data = tmp_path / "evil"
+    data.mkdir()
+    texts = ["[link=http://evil.example/x]click[/link] [/ref]", "bell \x1b[31mred\x07", "plain aspirin"]
+    with open(data / "corpus.jsonl", "w") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"_id": f"d{i}", "title": "", "text": text}) + "\n")
+    db = tmp_path / "db"
+    assert _invoke("index", data, "-c", "evil", "--db", db, "--encoder", tiny_encoder_dir).exit_code == 0
+    found = _invoke(
+        "search",
+        "[/x] aspirin",
+        "-c",
+        "evil",
+        "--db",
+        db,
+        "--encoder",
+        tiny_encoder_dir,
+        "--no-think",
+        "-k",
+        "3",
+    )
+    assert found.exit_code == 0, found.output
+    assert "[link=http://evil.example/x]click[/link] [/ref]" in found.output  # shown, not interpreted
+    assert "\x1b" not in found.output and "\\x1b" in found.output and "[/x] aspirin" in found.output
+    listed = _invoke("collections", "--db", db)
+    assert listed.exit_code == 0 and "evil" in listed.output
+    _one_line_error(
+        _invoke("search", "q", "-c", "no[/x]such", "--db", db, "--encoder", tiny_encoder_dir), "no[/x]such"
+    )
