@@ -43,9 +43,8 @@ def local_llm(
 
 
 def endpoint_llm(base_url: str, model: str, max_tokens: int = 256, api_key: str | None = None) -> Any:
-    """A LangChain chat model for an OpenAI-compatible endpoint."""
-    import os
-
+    """A LangChain chat model for an OpenAI-compatible endpoint. No key from the environment is sent unless
+    given as ``api_key`` (a placeholder satisfies the client otherwise)."""
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
@@ -53,7 +52,7 @@ def endpoint_llm(base_url: str, model: str, max_tokens: int = 256, api_key: str 
         model=model,
         max_tokens=max_tokens,
         temperature=0,
-        api_key=api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
+        api_key=api_key or "not-needed",
     )
 
 
