@@ -86,6 +86,14 @@ ThinkerUrlOpt = Annotated[
     str | None,
     typer.Option("--thinker-url", help="OpenAI-compatible base URL of a thinker (e.g. http://host:8000/v1)."),
 ]
+ApiKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="Name of an environment variable whose value is sent as the API key to the endpoint(s) given "
+        "by URL; without it no key is sent.",
+    ),
+]
 EncoderOpt = Annotated[
     str | None,
     typer.Option(
@@ -184,6 +192,7 @@ def _embedder(
     thinker_url: str | None = None,
     encoder: str | None = None,
     think: bool = True,
+    api_key_env: str | None = None,
 ) -> Any:
     from o1_rag.embedder import O1Embedder
     from o1_rag.prompts import THINK_MODES
@@ -194,12 +203,22 @@ def _embedder(
     return O1Embedder.from_pretrained(
         model,
         adapter,
-        thinker=thinker_from_options(thinker, thinker_url) if think else False,
+        thinker=thinker_from_options(thinker, thinker_url, api_key_env) if think else False,
         encoder=encoder,
         device=device,
         cache=not no_cache,
         think_mode=think_mode,
     )
+
+
+def _api_key(variable: str | None) -> str | None:
+    """The value of the environment variable named by ``--api-key-env`` (None when not asked)."""
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ValueError(f"--api-key-env {variable}: that environment variable is not set")
+    return value
 
 
 def _think_params(
@@ -308,6 +327,7 @@ def search(
     adapter: AdapterOpt = None,
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     encoder: EncoderOpt = None,
     db: DbOpt = None,
     chroma_host: HostOpt = None,
@@ -330,7 +350,16 @@ def search(
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
         embedder = _embedder(
-            model, adapter, device, no_cache, think_mode, thinker, thinker_url, encoder, think=not no_think
+            model,
+            adapter,
+            device,
+            no_cache,
+            think_mode,
+            thinker,
+            thinker_url,
+            encoder,
+            think=not no_think,
+            api_key_env=api_key_env,
         )
         if query_weight is not None:
             embedder.query_weight = query_weight
@@ -392,6 +421,7 @@ def think(
     adapter: AdapterOpt = None,
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     device: DeviceOpt = "auto",
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
@@ -404,7 +434,9 @@ def think(
 
         check_query(text)
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
-        embedder = _embedder(model, adapter, device, no_cache, think_mode, thinker, thinker_url)
+        embedder = _embedder(
+            model, adapter, device, no_cache, think_mode, thinker, thinker_url, api_key_env=api_key_env
+        )
         [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
             out.print(_styled(f"thought {i}:", "bold cyan", thought))
@@ -502,6 +534,7 @@ def eval_ir(
     adapter: AdapterOpt = None,
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     encoder: EncoderOpt = None,
     db: DbOpt = None,
     device: DeviceOpt = "auto",
@@ -521,6 +554,7 @@ def eval_ir(
             adapter=adapter,
             thinker=thinker,
             thinker_url=thinker_url,
+            api_key_env=api_key_env,
             encoder=encoder,
             generator=generator,
             device=device,
@@ -602,6 +636,7 @@ def eval_rag(
     ] = None,
     judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = BASE_MODEL,
     judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     llm_metrics: Annotated[
         bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
     ] = True,
@@ -643,7 +678,7 @@ def eval_rag(
             db=str(db) if db else None,
         )
         answerer = (
-            endpoint_llm(generator_url, generator, max_new_tokens)
+            endpoint_llm(generator_url, generator, max_new_tokens, _api_key(api_key_env))
             if generator_url
             else local_llm(generator, max_new_tokens, device=device)
         )
@@ -654,7 +689,9 @@ def eval_rag(
             from ragas.llms import LangchainLLMWrapper
 
             judge_llm = LangchainLLMWrapper(
-                endpoint_llm(judge_url, judge, 512) if judge_url else local_llm(judge, 256, device=device)
+                endpoint_llm(judge_url, judge, 512, _api_key(api_key_env))
+                if judge_url
+                else local_llm(judge, 256, device=device)
             )
             judge_embeddings = LangchainEmbeddingsWrapper(
                 HuggingFaceEmbeddings(model_name=resolve_dense_model("all-minilm-l6-v2"))
@@ -705,6 +742,7 @@ def synth(
     expert_url: Annotated[
         str | None, typer.Option("--expert-url", help="OpenAI-compatible base URL.")
     ] = None,
+    api_key_env: ApiKeyEnvOpt = None,
     expert_model: Annotated[
         str, typer.Option("--expert-model", help="Model name at --expert-url.")
     ] = "default",
@@ -762,7 +800,9 @@ def synth(
         if not no_bm25:
             members.append(bm25)
         drafter = (
-            EndpointExpert(expert_url, expert_model, max_new_tokens, temperature)
+            EndpointExpert(
+                expert_url, expert_model, max_new_tokens, temperature, api_key=_api_key(api_key_env)
+            )
             if expert_url
             else LocalExpert(expert, device, max_new_tokens, temperature, batch_size=batch_size)
         )

@@ -450,11 +450,13 @@ class CallableThinker(Thinker):
         return [str(t).strip() for t in self._generate([think_prompt(q) for q in queries], params)]
 
 
-def thinker_from_options(name: str | None, url: str | None) -> Thinker | str | None:
-    """What ``--thinker`` / ``--thinker-url`` ask for: an ``EndpointThinker`` when a URL is given (``name``
-    is the model there), else the local model name (or None for the model's own thinker)."""
+def thinker_from_options(
+    name: str | None, url: str | None, api_key_env: str | None = None
+) -> Thinker | str | None:
+    """What ``--thinker`` / ``--thinker-url`` / ``--api-key-env`` ask for: an ``EndpointThinker`` when a URL
+    is given (``name`` is the model there), else the local model name (or None for the model's own)."""
     if url:
         if not name:
             raise ValueError("--thinker-url needs --thinker: the model name the server serves")
-        return EndpointThinker(url, name)
+        return EndpointThinker(url, name, api_key_env=api_key_env)
     return name

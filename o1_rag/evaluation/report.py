@@ -70,9 +70,7 @@ def check_report_target(target: Path) -> Path:
     if not target.is_dir():
         return target
     names = {p.name for p in target.iterdir()}
-    if names and not (
-        names >= REPORT_FILES and all(n in REPORT_FILES or n.endswith(".png") for n in names)
-    ):
+    if names and not (names >= REPORT_FILES and all(n in REPORT_FILES or n.endswith(".png") for n in names)):
         raise O1RagError(
             f"--output {target} holds files that are not an earlier report; give a new or empty folder"
         )

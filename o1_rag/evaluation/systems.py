@@ -56,6 +56,7 @@ class EvalSettings:
     adapter: str | None = None
     thinker: str | None = None
     thinker_url: str | None = None
+    api_key_env: str | None = None
     encoder: str | None = None
     generator: str | None = None
     device: str = "auto"
@@ -80,7 +81,7 @@ class EvalSettings:
             self._embedders[key] = O1Embedder.from_pretrained(
                 model,
                 adapter,
-                thinker=thinker_from_options(self.thinker, self.thinker_url),
+                thinker=thinker_from_options(self.thinker, self.thinker_url, self.api_key_env),
                 encoder=self.encoder,
                 device=self.device,
                 think_mode=think_mode,
