@@ -274,6 +274,10 @@ class SentenceTransformerEncoder(Encoder):
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
+        from o1_rag.models import COMPOSED_MODELS
+
+        if name in COMPOSED_MODELS and adapter is None:  # a thinker + encoder alias: its encoder
+            name, adapter = COMPOSED_MODELS[name].encoder, COMPOSED_MODELS[name].encoder_adapter()
         folder = Path(name).expanduser()
         if adapter is None and (folder / "adapter_config.json").is_file():  # a fine-tuned encoder's adapter
             base, separator = adapter_base(folder, separator)

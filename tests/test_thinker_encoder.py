@@ -281,3 +281,16 @@ def test_encoder_fine_tune_changes_weights_and_reloads(tiny_encoder_dir: Path, t
     np.testing.assert_allclose(reloaded.embed_documents(DOCS), trained, atol=1e-5)
     plain = SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu")
     assert reloaded.fingerprint_fields != plain.fingerprint_fields  # a tuned encoder is another space
+
+
+def test_committee_member_can_be_the_default_encoder(tiny_encoder_dir: Path) -> None:
+    from o1_rag.data import Document
+    from o1_rag.synthesis.committee import DenseMember
+
+    member = DenseMember(str(tiny_encoder_dir), "cpu")
+    scores = member.score(["aspirin clots", "sleep memory"], Document("d", "Aspirin and clots.", ""))
+    assert scores.shape == (2,) and np.all(np.abs(scores) <= 1 + 1e-6)
+    default = O1Embedder.from_pretrained("o1-minilm", thinker=False, device="cpu", cache=False)
+    assert default.thinker is None and "+adapter:" in default.fingerprint_fields["model"]
+    same = SentenceTransformerEncoder("o1-minilm", device="cpu")  # what `synth --dense o1-minilm` loads
+    assert same.fingerprint_fields == default.fingerprint_fields

@@ -63,24 +63,21 @@ def vote(member_scores: dict[str, np.ndarray], rule: str = "soft", temperature: 
 
 
 class DenseMember:
-    """A sentence-transformers encoder: cosine similarity of each query to the positive passage."""
+    """A sentence-transformers encoder: cosine similarity of each query to the positive passage.
+
+    ``model`` is anything ``SentenceTransformerEncoder`` loads, including a fine-tuned encoder's adapter
+    folder or a thinker + encoder alias (``o1-minilm``: its encoder), so the committee can include the
+    encoder the thoughts are for.
+    """
 
     def __init__(self, model: str, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        from o1_rag.evaluation.systems import resolve_dense_model
+        from o1_rag.encoders import SentenceTransformerEncoder
 
         self.name = f"dense:{model}"
-        self.model = SentenceTransformer(resolve_dense_model(model), device=device)
+        self.encoder = SentenceTransformerEncoder(model, device=device or "auto")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode(
-            list(texts),
-            batch_size=32,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        return self.encoder.embed_documents(list(texts))
 
     def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
         return self.encode(queries) @ self.encode([positive.full_text()])[0]
