@@ -33,8 +33,14 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -52,10 +58,21 @@ def _field(record: dict[str, Any], name: str, path: Path, lineno: int, required:
         if required:
             raise DataError(f"{path}:{lineno}: missing field '{name}'")
         return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "_id":
+    if name == "_id" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if name == "_id" and isinstance(value, float):
+        if not value.is_integer():  # NaN, infinities and fractions are no ids
+            raise DataError(f"{path}:{lineno}: field '_id' must be a string or an integer, got {value!r}")
+        return str(int(value))
     if not isinstance(value, str):
         raise DataError(f"{path}:{lineno}: field '{name}' must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"{path}:{lineno}: field '{name}' holds an invalid character (a lone surrogate "
+            f"\\u{ord(value[exc.start]):04x} at position {exc.start})"
+        ) from None
     return value
 
 

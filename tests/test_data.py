@@ -27,11 +27,20 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
         ({"_id": "a"}, "missing field 'text'"),
         ({"_id": "a", "text": 5}, "field 'text' must be a string"),
         ([1, 2], "expected a JSON object"),
+        ({"_id": float("nan"), "text": "x"}, "field '_id' must be a string or an integer"),
+        ({"_id": 1.5, "text": "x"}, "field '_id' must be a string or an integer"),
+        ({"_id": "a", "text": "bad \ud800 text"}, "field 'text' holds an invalid character"),
     ],
 )
 def test_bad_records(tmp_path: Path, line: object, message: str) -> None:
     (tmp_path / "corpus.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(DataError, match=f"corpus.jsonl:1: {message}"):
+        load_corpus(tmp_path)
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_bytes(b'{"_id": "a", "text": "x"}\n{"_id": "b", "text": "\xff"}\n')
+    with pytest.raises(DataError, match=r"corpus.jsonl:2: not UTF-8 \(byte 0xff"):
         load_corpus(tmp_path)
 
 
