@@ -131,6 +131,17 @@ def _setup_logging(verbose: bool) -> None:
         pass
 
 
+def _is_connection_error(exc: BaseException) -> bool:
+    """A Chroma server or an endpoint went away (httpx's transport errors, sqlite's read-only errors)."""
+    import sqlite3
+
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - chromadb depends on httpx
+        return isinstance(exc, sqlite3.OperationalError)
+    return isinstance(exc, (httpx.TransportError, sqlite3.OperationalError))
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn user mistakes into one line on stderr and exit code 1 (130 on Ctrl-C)."""
@@ -148,6 +159,14 @@ def _user_errors() -> Iterator[None]:
             ),
             soft_wrap=True,
         )
+        raise typer.Exit(1) from None
+    except OSError as exc:  # a path the user named: permissions, read-only folders, a file in the way
+        err.print(_styled("error:", "bold red", exc), soft_wrap=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
+        err.print(_styled("error:", "bold red", f"lost the connection to a server ({exc}); re-run to resume"))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted; work written so far is kept (re-run to resume)")
@@ -759,7 +778,9 @@ def synth(
     ] = None,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Leave BM25 out of the committee.")] = False,
     rule: Annotated[str, typer.Option("--vote", help="soft (sum of softmaxes) or hard (majority).")] = "soft",
-    negatives: Annotated[int, typer.Option("--negatives", help="Hard negatives per query (BM25).")] = 7,
+    negatives: Annotated[
+        int, typer.Option("--negatives", min=0, help="Hard negatives per query (BM25).")
+    ] = 7,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N queries.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per candidate.")] = 128,
     example_chars: Annotated[

@@ -56,10 +56,17 @@ def check_weight(weight: float) -> float:
 
 
 def _open_cache(cache: ThoughtCache | str | Path | bool | None) -> ThoughtCache | None:
-    if cache is True:
-        return ThoughtCache()
+    """The thought cache asked for; an unwritable default location degrades to no cache with a warning."""
+    import sqlite3
+
     if isinstance(cache, (str, Path)):
         return ThoughtCache(cache)
+    if cache is True:
+        try:
+            return ThoughtCache()
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("thought cache unavailable (%s); thinking without a cache", exc)
+            return None
     return cache or None
 
 

@@ -289,12 +289,9 @@ class SentenceTransformerEncoder(Encoder):
         self.adapter = adapter
         adapter_path = Path(adapter).expanduser() if adapter else None
         if adapter_path is not None:
-            from o1_rag.models import adapter_checksum
+            from o1_rag.models import adapter_checksum, check_adapter_folder
 
-            if not (adapter_path / "adapter_config.json").is_file():
-                raise ModelNotFoundError(
-                    f"encoder adapter '{adapter}' is not a folder with an adapter_config.json"
-                )
+            check_adapter_folder(adapter_path)
             self.identity = f"{self.identity}+adapter:{adapter_checksum(adapter_path)}"
         self._lock = threading.RLock()
         if model is None:

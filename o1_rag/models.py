@@ -203,6 +203,19 @@ def directory_identity(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def check_adapter_folder(path: Path) -> Path:
+    """A peft adapter folder with safetensors weights; pickled weights (``*.bin``) are refused up front."""
+    if not (path / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"adapter '{path}' is not a folder with an adapter_config.json")
+    if not (path / "adapter_model.safetensors").is_file():
+        pickled = sorted(p.name for p in path.glob("*.bin"))
+        what = (
+            f"only {', '.join(pickled)} (pickle, never loaded)" if pickled else "no adapter_model.safetensors"
+        )
+        raise ModelNotFoundError(f"adapter '{path}' holds {what}: o1-rag loads safetensors weights only")
+    return path
+
+
 def adapter_checksum(path: Path) -> str:
     """sha256 over an adapter's weights and peft config (its files are small).
 
@@ -316,8 +329,8 @@ def load_model(
     name, adapter = split_trained(name, adapter)
     load_path, identity = resolve_base(name)
     adapter_path = Path(adapter).expanduser() if adapter else None
-    if adapter_path is not None and not (adapter_path / "adapter_config.json").is_file():
-        raise ModelNotFoundError(f"adapter '{adapter}' is not a folder with an adapter_config.json")
+    if adapter_path is not None:
+        check_adapter_folder(adapter_path)
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
     common = {"revision": revision, "trust_remote_code": trust_remote_code}

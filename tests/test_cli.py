@@ -225,3 +225,18 @@ def test_untrusted_text_is_printed_plain(tmp_path: Path, tiny_encoder_dir: Path)
     _one_line_error(
         _invoke("search", "q", "-c", "no[/x]such", "--db", db, "--encoder", tiny_encoder_dir), "no[/x]such"
     )
+
+
+def test_unwritable_places_are_one_error_line(
+    tmp_path: Path, tiny_corpus: Path, tiny_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_line_error(
+        _invoke("index", tiny_corpus, "-c", "abc", "--db", blocker / "db", "--encoder", tiny_encoder_dir), ""
+    )
+    # an unwritable cache root: thinking goes on without a cache (the store lives elsewhere)
+    from o1_rag.embedder import _open_cache
+
+    monkeypatch.setenv("O1RAG_HOME", str(blocker / "home"))
+    assert _open_cache(True) is None

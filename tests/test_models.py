@@ -80,3 +80,10 @@ def test_trained_alias_splits_into_base_and_shipped_adapter(monkeypatch, tmp_pat
         str(tmp_path / "o1-smollm2-135m"),
     )
     assert models.split_trained("some/hub-id", None) == ("some/hub-id", None)
+
+
+def test_pickled_adapter_is_refused_up_front(tmp_path: Path, tiny_model_dir: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04not loaded")
+    with pytest.raises(ModelNotFoundError, match=r"adapter_model.bin \(pickle, never loaded\)"):
+        load_model(str(tiny_model_dir), adapter=str(tmp_path), device="cpu")

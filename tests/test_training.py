@@ -212,7 +212,12 @@ def test_recipe_errors_and_cli(tmp_path: Path, tiny_model_dir: Path, train_file:
     with pytest.raises(RecipeError, match="unknown setting 'learnig_rate'"):
         load_recipe(bad)
     result = CliRunner().invoke(app, ["train", "--config", str(bad)])
-    assert result.exit_code == 1 and "unknown setting" in result.output
+    assert result.exit_code == 1 and "unknown setting 'learnig_rate' in [training]" in result.output
+    bad.write_text('[lora]\nr = "eight"\n[data]\ntrain_files = ["x"]\n')
+    with pytest.raises(RecipeError, match="setting 'r' must be int, got str 'eight'"):
+        load_recipe(bad)
+    bad.write_text('[training]\nlearning_rate = 1\n[data]\ntrain_files = ["x"]\n')
+    assert load_recipe(bad).learning_rate == 1  # an integer is a fine float
     good = tmp_path / "good.toml"
     good.write_text(
         f'[model]\nbase = "{tiny_model_dir}"\n[data]\ntrain_files = ["{train_file.name}"]\n'

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,20 @@ def read_recipe(
                 raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
             values[key] = value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        expected = float if isinstance(default, float) else type(default)
+        value = values[f.name]
+        ok = isinstance(value, (int, float)) if expected is float else isinstance(value, expected)
+        if isinstance(value, bool) and expected is not bool:
+            ok = False
+        if not ok:
+            raise RecipeError(
+                f"{path}: setting '{f.name}' must be {expected.__name__}, "
+                f"got {type(value).__name__} {value!r}"
+            )
     try:
         recipe = cls(**values)
     except TypeError as exc:
