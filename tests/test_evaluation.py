@@ -101,8 +101,9 @@ def test_collection_errors(tiny_corpus: Path) -> None:
 def test_report_folder_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "report"
 
-    def good(folder: Path) -> None:
+    def good(folder: Path) -> None:  # a report: report.md + results.json (+ plots)
         (folder / "report.md").write_text("v1")
+        (folder / "results.json").write_text("{}")
 
     def broken(folder: Path) -> None:
         (folder / "report.md").write_text("half")
