@@ -544,7 +544,12 @@ def eval_ir(
     exact: Annotated[
         bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
     ] = False,
-    generator: Annotated[str, typer.Option("--generator", help="Model writing HyDE passages.")] = BASE_MODEL,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            "--generator", help="Causal LM writing HyDE passages [default: the evaluated model's thinker]."
+        ),
+    ] = None,
     num_thoughts: NumThoughtsOpt = None,
     max_new_tokens: MaxNewOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
