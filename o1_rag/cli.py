@@ -682,10 +682,11 @@ def eval_rag(
     """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
 
     def body() -> None:
+        from o1_rag.encoders import resolve_encoder_path
         from o1_rag.evaluation.llms import endpoint_llm, local_llm
         from o1_rag.evaluation.rag import evaluate_rag, load_qa
         from o1_rag.evaluation.report import check_report_target, write_rag_report
-        from o1_rag.evaluation.systems import EvalSettings, parse_systems, resolve_dense_model
+        from o1_rag.evaluation.systems import EvalSettings, parse_systems
 
         parse_systems(retrievers)
         load_qa(data_dir, limit)  # fail on bad input before loading any model
@@ -718,7 +719,7 @@ def eval_rag(
                 else local_llm(judge, 256, device=device)
             )
             judge_embeddings = LangchainEmbeddingsWrapper(
-                HuggingFaceEmbeddings(model_name=resolve_dense_model("all-minilm-l6-v2"))
+                HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
             )
         result = evaluate_rag(
             data_dir,

