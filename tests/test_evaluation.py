@@ -64,10 +64,31 @@ def test_system_registry() -> None:
         "o1-mix:abc",
         "o1-mix:-1",
         "o1-chat:1",
+        "bm25+dense:x",
+        "o1-hybrid:x",
     ]:
         with pytest.raises(UnknownSystemError):
             parse_systems(bad)
     assert issubclass(HydeSystem, DenseSystem)
+    hybrid = build_system("o1-hybrid", settings)
+    assert hybrid.name == "o1-hybrid" and hybrid.dense.think
+    assert not build_system("o1-nothink-hybrid", settings).dense.think
+    assert isinstance(build_system("bm25+dense", settings).dense, DenseSystem)
+
+
+def test_hybrid_fuses_both_sides(tiny_corpus: Path) -> None:
+    corpus, _, _ = load_collection(tiny_corpus)
+    settings = EvalSettings(device="cpu")
+    queries = {"q": "aspirin study", "r": "coffee"}
+    fused = build_system("bm25+dense", settings).retrieve(corpus, queries, k=5)
+    dense = DenseSystem("all-minilm-l6-v2", settings).retrieve(corpus, queries, k=40)
+    lexical = BM25System().retrieve(corpus, queries, k=40)
+    for qid in queries:
+        assert len(fused[qid]) == 5
+        # Every fused hit comes from one of the sides, and the fused top hit is high on both.
+        assert set(fused[qid]) <= set(dense[qid]) | set(lexical[qid])
+        top = next(iter(fused[qid]))
+        assert list(dense[qid]).index(top) < 10 and (top in lexical[qid] or qid == "r")
 
 
 def test_bm25_ranks_the_matching_documents(tiny_corpus: Path) -> None:

@@ -8,7 +8,9 @@ O1 model's own thinker, so HyDE and O1 are measured with the same writer), ``o1-
 paper's pure thought average; same thoughts as ``o1``); ``o1-native`` and ``o1-chat`` think with the given
 prompt. ``o1`` uses the model's own defaults: its think mode (``native`` for O1-trained models, the chat
 template otherwise) and its query weight (0 unless the adapter sets one). Documents are embedded the same
-way in every mode.
+way in every mode. Hybrid systems fuse a dense ranking with BM25's (``o1_rag.lexical.fuse``):
+``bm25+dense`` (the bundled MiniLM), ``o1-hybrid`` and ``o1-nothink-hybrid`` (the O1 embedder with and
+without thinking).
 """
 
 from __future__ import annotations
@@ -34,7 +36,19 @@ logger = logging.getLogger(__name__)
 
 Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
 DEFAULT_DENSE = BUNDLED_ENCODER
-SYSTEM_NAMES = ("bm25", "dense", "hyde", "o1-nothink", "o1", "o1-mix", "o1-native", "o1-chat")
+SYSTEM_NAMES = (
+    "bm25",
+    "bm25+dense",
+    "o1-hybrid",
+    "o1-nothink-hybrid",
+    "dense",
+    "hyde",
+    "o1-nothink",
+    "o1",
+    "o1-mix",
+    "o1-native",
+    "o1-chat",
+)
 
 
 class UnknownSystemError(O1RagError):
@@ -138,31 +152,60 @@ def exact_search(
 
 
 class BM25System:
-    """bm25s (Lucene variant), English stop words and Snowball stemming."""
+    """bm25s (Lucene variant), English stop words and Snowball stemming: ``o1_rag.lexical.LexicalIndex``."""
 
     name = "bm25"
 
-    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
-        import bm25s
-        import Stemmer
+    def __init__(self) -> None:
+        self._index: tuple[str, Any] | None = None
 
-        stemmer = Stemmer.Stemmer("english")
-        retriever = bm25s.BM25(method="lucene")
-        retriever.index(
-            bm25s.tokenize(
-                [d.full_text() for d in corpus], stopwords="en", stemmer=stemmer, show_progress=False
-            ),
-            show_progress=False,
-        )
+    def lexical(self, corpus: list[Document]) -> Any:
+        """The lexical index of ``corpus`` (built once per corpus)."""
+        from o1_rag.lexical import LexicalIndex
+
+        digest = corpus_digest(corpus)
+        if self._index is None or self._index[0] != digest:
+            index = LexicalIndex.build([d.id for d in corpus], [d.full_text() for d in corpus])
+            self._index = (digest, index)
+        return self._index[1]
+
+    def search(self, corpus: list[Document], queries: dict[str, str], k: int) -> dict[str, Any]:
+        """Each query's ``LexicalHits``."""
         qids = list(queries)
-        tokens = bm25s.tokenize(
-            [queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
-        )
-        docs, scores = retriever.retrieve(tokens, k=min(k, len(corpus)), show_progress=False, n_threads=0)
+        hits = self.lexical(corpus).search([queries[q] for q in qids], k)
+        return dict(zip(qids, hits, strict=True))
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
         return {
-            qid: {corpus[int(d)].id: float(s) for d, s in zip(docs[row], scores[row], strict=True) if s > 0}
-            for row, qid in enumerate(qids)
+            qid: dict(zip(hits.ids, hits.scores, strict=True))
+            for qid, hits in self.search(corpus, queries, k).items()
         }
+
+
+class HybridSystem:
+    """A dense system's ranking fused with BM25's (``o1_rag.lexical.fuse``): ``bm25+dense``,
+    ``o1-hybrid``, ``o1-nothink-hybrid``."""
+
+    def __init__(self, name: str, dense: Any) -> None:
+        self.name = name
+        self.dense = dense
+        self.lexical = BM25System()
+
+    @property
+    def thoughts(self) -> dict[str, list[str]]:
+        return getattr(self.dense, "thoughts", {})
+
+    def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        from o1_rag.lexical import FUSION_DEPTH, fuse
+
+        depth = max(k, FUSION_DEPTH)
+        dense = self.dense.retrieve(corpus, queries, depth)
+        lexical = self.lexical.search(corpus, queries, depth)
+        ranking: Ranking = {}
+        for qid in queries:
+            ordered = sorted(dense.get(qid, {}).items(), key=lambda item: -item[1])
+            ranking[qid] = {hit.id: hit.score for hit in fuse(ordered, lexical[qid], k, depth)}
+        return ranking
 
 
 class DenseEncoder:
@@ -321,6 +364,10 @@ def build_system(spec: str, settings: EvalSettings) -> System:
     name = name.lower()
     if name == "bm25" and not arg:
         return BM25System()
+    if name == "bm25+dense" and not arg:
+        return HybridSystem("bm25+dense", DenseSystem(DEFAULT_DENSE, settings))
+    if name in {"o1-hybrid", "o1-nothink-hybrid"} and not arg:
+        return HybridSystem(name, O1System(name == "o1-hybrid", settings))
     if name in {"dense", "hyde"}:
         cls = DenseSystem if name == "dense" else HydeSystem
         return cls(arg or DEFAULT_DENSE, settings)
@@ -337,7 +384,8 @@ def build_system(spec: str, settings: EvalSettings) -> System:
             raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in [0, 1]")
         return O1System(True, settings, weight)
     raise UnknownSystemError(
-        f"unknown system '{spec}': choose from bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, "
+        f"unknown system '{spec}': choose from bm25, bm25+dense, o1-hybrid, o1-nothink-hybrid, "
+        "dense[:MODEL], hyde[:MODEL], o1-nothink, o1, "
         "o1-mix[:W], o1-native, o1-chat"
     )
 
@@ -352,7 +400,8 @@ def parse_systems(specs: str) -> list[str]:
         if (
             base not in SYSTEM_NAMES
             or base == "o1-mix"
-            or (base in {"bm25", "o1", "o1-nothink", "o1-native", "o1-chat"} and ":" in item)
+            or (base in {"bm25", "o1", "o1-nothink", "o1-native", "o1-chat", "bm25+dense"} and ":" in item)
+            or (base.endswith("-hybrid") and ":" in item)
         ):
             build_system(item, EvalSettings())  # raises the clear error
     if len(set(items)) != len(items):

@@ -1,0 +1,135 @@
+"""The lexical side of hybrid retrieval: bm25s index, its sync with Chroma, and the fusion."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from o1_rag.lexical import (
+    INFO_FILE,
+    LexicalHits,
+    LexicalIndex,
+    fuse,
+    ids_digest,
+    lexical_folder,
+    lexical_weight,
+    sync_lexical,
+)
+from o1_rag.store import O1Collection, open_client
+
+DOCS = {
+    "d1": "Brown adipose tissue burns fat when the body is exposed to cold.",
+    "d2": "Insulin resistance develops in obese mice fed a high fat diet.",
+    "d3": "The wing of an aircraft produces lift from the pressure difference.",
+    "d4": "Library catalogues index books by subject headings.",
+}
+
+
+def build() -> LexicalIndex:
+    return LexicalIndex.build(list(DOCS), list(DOCS.values()))
+
+
+def test_search_ranks_by_bm25_and_reports_coverage() -> None:
+    index = build()
+    [cold, wing, nothing] = index.search(["cold exposure of brown fat", "aircraft wing lift", "zebra"], k=3)
+    assert cold.ids[0] == "d1" and cold.scores == sorted(cold.scores, reverse=True)
+    assert "d3" not in cold.ids  # no shared term: not returned
+    assert 0.0 < cold.coverage <= 1.0
+    assert wing.ids == ["d3"] and wing.coverage == pytest.approx(1.0)  # the best hit holds every term
+    assert nothing == LexicalHits([], [], 0.0)
+    with pytest.raises(ValueError, match="k must be > 0"):
+        index.search(["x"], k=0)
+
+
+def test_empty_and_wordless_corpora_return_nothing() -> None:
+    assert LexicalIndex.build([], []).search(["cold"], k=5) == [LexicalHits([], [], 0.0)]
+    assert LexicalIndex.build(["a"], ["the of and"]).search(["the"], k=5) == [LexicalHits([], [], 0.0)]
+    with pytest.raises(ValueError, match="unique"):
+        LexicalIndex.build(["a", "a"], ["x", "y"])
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    index = build()
+    index.save(tmp_path / "lex", {"collection": "demo"})
+    loaded = LexicalIndex.load(tmp_path / "lex")
+    assert loaded.ids == index.ids and loaded.digest == ids_digest(list(DOCS))
+    queries = ["insulin and obese mice", "subject headings"]
+    assert loaded.search(queries, 4) == index.search(queries, 4)
+    assert not list((tmp_path / "lex" / "bm25").glob("*.pkl"))
+
+
+def test_failed_save_keeps_the_old_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build().save(tmp_path / "lex", {"collection": "demo"})
+    bigger = LexicalIndex.build([*DOCS, "d5"], [*DOCS.values(), "A fifth document about cold."])
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("o1_rag.lexical.replace_directory", killed)
+    with pytest.raises(KeyboardInterrupt):
+        bigger.save(tmp_path / "lex", {"collection": "demo"})
+    assert LexicalIndex.load(tmp_path / "lex").ids == list(DOCS)
+    assert [p.name for p in tmp_path.iterdir()] == ["lex"]  # no temporary folder left behind
+
+
+def collection(tmp_path: Path, name: str = "demo", fingerprint: str = "fp-a") -> O1Collection:
+    client = open_client(tmp_path / "db")
+    col = O1Collection.create_or_open(client, name, fingerprint, 3)
+    ids = list(DOCS)
+    col.upsert(ids, np.eye(4, 3, dtype=np.float32) + 0.1, list(DOCS.values()), [{"title": ""}] * len(ids))
+    return col
+
+
+def test_sync_matches_the_collection_and_follows_it(tmp_path: Path) -> None:
+    col = collection(tmp_path)
+    folder = lexical_folder("demo", db=tmp_path / "db")
+    assert folder == tmp_path / "db" / "o1rag-lexical" / "demo"
+    index = sync_lexical(col, folder)
+    assert sorted(index.ids) == sorted(col.stored_ids())
+    info = json.loads((folder / INFO_FILE).read_text())
+    assert info["fingerprint"] == "fp-a" and info["count"] == 4
+    mtime = (folder / INFO_FILE).stat().st_mtime_ns
+    assert sync_lexical(col, folder).ids == index.ids
+    assert (folder / INFO_FILE).stat().st_mtime_ns == mtime  # in step: loaded, not rebuilt
+    col.upsert(["d5"], np.ones((1, 3), dtype=np.float32), ["Cold water swimming"], [{"title": ""}])
+    grown = sync_lexical(col, folder)
+    assert sorted(grown.ids) == sorted(col.stored_ids()) and grown.search(["swimming"], 1)[0].ids == ["d5"]
+
+
+def test_sync_rebuilds_a_damaged_or_foreign_index(tmp_path: Path) -> None:
+    col = collection(tmp_path)
+    folder = lexical_folder("demo", db=tmp_path / "db")
+    sync_lexical(col, folder)
+    (folder / "ids.json").write_text('["d1"]')  # damaged: ids disagree with the record
+    assert sorted(sync_lexical(col, folder).ids) == sorted(DOCS)
+    # An index saved for another collection (other fingerprint) is never used for this one.
+    other = collection(tmp_path / "other", name="demo", fingerprint="fp-b")
+    other.upsert(["x9"], np.ones((1, 3), dtype=np.float32), ["unrelated words"], [{"title": ""}])
+    rebuilt = sync_lexical(other, folder)
+    assert "x9" in rebuilt.ids
+    assert json.loads((folder / INFO_FILE).read_text())["fingerprint"] == "fp-b"
+
+
+def test_server_indexes_live_under_the_home(tmp_path: Path) -> None:
+    folder = lexical_folder("demo", host="db.example", port=9000)
+    assert folder.parts[-3:] == ("lexical", "db.example_9000", "demo")
+
+
+def test_fusion() -> None:
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.1)]
+    # No lexical evidence: the dense order is kept.
+    assert [h.id for h in fuse(dense, LexicalHits([], [], 0.0), k=4)] == ["a", "b", "c", "d"]
+    # Full coverage: a document both sides rank high wins, a lexical-only document can enter.
+    lexical = LexicalHits(["c", "e", "a"], [12.0, 11.0, 1.0], coverage=1.0)
+    fused = fuse(dense, lexical, k=5)
+    assert fused[0].id == "c" and {h.id for h in fused} == {"a", "b", "c", "d", "e"}
+    by_id = {h.id: h for h in fused}
+    assert by_id["e"].dense_score is None and by_id["e"].lexical_score == 11.0
+    assert by_id["b"].lexical_score is None and by_id["b"].dense_score == 0.8
+    assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
+    # Low coverage weighs the lexical side less.
+    assert lexical_weight(0.04) == pytest.approx(0.2) and lexical_weight(2.0) == 1.0
+    weak = fuse(dense, LexicalHits(["c", "e", "a"], [12.0, 11.0, 1.0], coverage=0.01), k=5)
+    assert weak[0].id == "a"
+    assert len(fuse(dense, lexical, k=2)) == 2
