@@ -230,6 +230,15 @@ def _embedder(
     )
 
 
+def _lexical_db(db: str | None, host: str | None, port: int | None) -> Path | None:
+    """The embedded database folder whose lexical indexes sit beside it (None for a server)."""
+    from o1_rag.store import default_db_path
+
+    if host or port:
+        return None
+    return Path(db) if db is not None else default_db_path()
+
+
 def _api_key(variable: str | None) -> str | None:
     """The value of the environment variable named by ``--api-key-env`` (None when not asked)."""
     if variable is None:
@@ -270,9 +279,13 @@ def index(
     chroma_host: HostOpt = None,
     chroma_port: PortOpt = None,
     device: DeviceOpt = "auto",
+    no_lexical: Annotated[
+        bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Embed a corpus into a Chroma collection (resumable: re-run after an interruption)."""
+    """Embed a corpus into a Chroma collection and keep its BM25 index in step (resumable: re-run after an
+    interruption)."""
 
     def body() -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -306,6 +319,15 @@ def index(
                 bar.update(task, completed=done, total=total, rate=f"{speed:.1f} docs/s" if speed else "")
 
             report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+            if not no_lexical:
+                from o1_rag.lexical import lexical_folder, sync_lexical
+
+                lex_task = bar.add_task("BM25 index (from the collection)", total=None, rate="")
+                sync_lexical(
+                    target,
+                    lexical_folder(target, _lexical_db(db, chroma_host, chroma_port)),
+                    progress=lambda done, total: bar.update(lex_task, completed=done, total=total),
+                )
         out.print(
             _clean(
                 f"collection {name}: {target.count()} documents "
@@ -324,6 +346,12 @@ def search(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
     k: Annotated[int, typer.Option("-k", "--top-k", help="How many documents to return.")] = 10,
     no_think: Annotated[bool, typer.Option("--no-think", help="Embed the query without a thought.")] = False,
+    hybrid: Annotated[
+        bool,
+        typer.Option(
+            "--hybrid/--no-hybrid", help="Fuse the dense ranking with BM25's (built from the collection)."
+        ),
+    ] = True,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
@@ -383,8 +411,20 @@ def search(
         if query_weight is not None:
             embedder.query_weight = query_weight
         target.check(embedder.fingerprint)
+        lexical = None
+        if hybrid:
+            from o1_rag.lexical import lexical_index
+
+            lexical = lexical_index(target, _lexical_db(db, chroma_host, chroma_port))
         [result] = pipeline.search(
-            embedder, target, [text], k=k, think=not no_think, params=params, use_cache=not no_cache
+            embedder,
+            target,
+            [text],
+            k=k,
+            think=not no_think,
+            params=params,
+            use_cache=not no_cache,
+            lexical=lexical,
         )
         if as_json:
             payload = {
@@ -392,11 +432,14 @@ def search(
                 "collection": collection,
                 "fingerprint": embedder.fingerprint,
                 "thoughts": result.thoughts,
+                "hybrid": hybrid,
                 "hits": [
                     {
                         "rank": r,
                         "id": h.id,
                         "score": h.score,
+                        "dense_score": h.dense_score if hybrid else h.score,
+                        "lexical_score": h.lexical_score,
                         "title": h.metadata.get("title", ""),
                         "text": h.text,
                     }
@@ -410,14 +453,22 @@ def search(
                 out.print(_styled(f"thought {i}:", "bold cyan", thought))
         table = Table(title=_clean(f"{collection}: {text}"), title_justify="left")
         table.add_column("#", justify="right")
-        table.add_column("score", justify="right")
+        table.add_column("fused" if hybrid else "cosine", justify="right")
+        if hybrid:
+            table.add_column("cosine", justify="right")
+            table.add_column("bm25", justify="right")
         table.add_column("id")
         table.add_column("document", overflow="fold")
         for rank, hit in enumerate(result.hits, start=1):
             snippet = " ".join(hit.text.split())
+            sides = [
+                "-" if value is None else f"{value:.{digits}f}"
+                for value, digits in ((hit.dense_score, 4), (hit.lexical_score, 2))
+            ]
             table.add_row(
                 str(rank),
                 f"{hit.score:.4f}",
+                *(sides if hybrid else []),
                 _clean(hit.id),
                 _clean(snippet[:160] + ("…" if len(snippet) > 160 else "")),
             )

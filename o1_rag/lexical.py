@@ -3,7 +3,7 @@ of its ranking with the dense one.
 
 BM25 here is bm25s' Lucene variant with English stop words and Snowball stemming (the reference BM25 of
 ``../shared/data/README.md``). The index is saved next to the collection (``<db>/o1rag-lexical/<name>/``
-for an embedded database, ``$O1RAG_HOME/lexical/<host>_<port>/<name>/`` for a server) as bm25s' numpy files
+for an embedded database, ``$O1RAG_HOME/lexical/<collection id>/`` for a server) as bm25s' numpy files
 (no pickle) plus ``o1rag_lexical.json``, which records the collection's id, fingerprint and a digest of its
 document ids. The Chroma collection is the source of truth: when the saved index is missing, half-written
 (a killed run never replaces it: the new folder is moved into place whole) or out of step with the
@@ -25,6 +25,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +86,10 @@ class LexicalHits:
 class LexicalIndex:
     """A bm25s index over documents with string ids."""
 
-    def __init__(self, retriever: Any, ids: list[str]) -> None:
+    def __init__(self, retriever: Any, ids: list[str], fingerprint: str | None = None) -> None:
         self.retriever = retriever
         self.ids = ids
+        self.fingerprint = fingerprint  # of the collection it mirrors, when it mirrors one
         self._term_max: dict[str, float] | None = None
 
     def __len__(self) -> int:
@@ -207,21 +209,36 @@ class LexicalIndex:
             or ids_digest(ids) != info.get("ids_digest")
         ):
             raise LexicalIndexError(f"{folder}: the lexical index's ids do not match its record")
-        return cls(retriever, [str(i) for i in ids])
+        return cls(retriever, [str(i) for i in ids], info.get("fingerprint"))
 
 
-def lexical_folder(
-    name: str, db: str | Path | None = None, host: str | None = None, port: int | None = None
-) -> Path:
-    """Where the lexical index of collection ``name`` lives (see the module docstring)."""
+def lexical_folder(collection: Any, db: str | Path | None = None) -> Path:
+    """Where the lexical index of ``collection`` (an ``O1Collection``) lives: beside an embedded database
+    at ``db`` (``<db>/o1rag-lexical/<name>``), else under ``$O1RAG_HOME/lexical/<collection id>``
+    (a server, or a client whose folder is unknown)."""
     from o1_rag.models import o1rag_home
-    from o1_rag.store import check_name, default_db_path
 
-    check_name(name)
-    if host or port:
-        server = f"{host or 'localhost'}_{int(port or 8000)}".replace("/", "_").replace(":", "_")
-        return o1rag_home() / "lexical" / server / name
-    return Path(db if db is not None else default_db_path()) / "o1rag-lexical" / name
+    if db is not None:
+        return Path(db) / "o1rag-lexical" / collection.name
+    return o1rag_home() / "lexical" / str(collection.collection.id)
+
+
+_OPEN: dict[Path, LexicalIndex] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def lexical_index(collection: Any, db: str | Path | None = None) -> LexicalIndex:
+    """The lexical index of ``collection`` for searching, kept open in this process.
+
+    An open index is reused while the collection holds as many documents as it does; otherwise it is
+    synchronised again (``sync_lexical``)."""
+    folder = lexical_folder(collection, db)
+    with _OPEN_LOCK:
+        index = _OPEN.get(folder)
+        if index is None or len(index) != collection.count() or index.fingerprint != collection.fingerprint:
+            index = sync_lexical(collection, folder)
+            _OPEN[folder] = index
+        return index
 
 
 def sync_lexical(
@@ -259,6 +276,7 @@ def sync_lexical(
         if progress is not None:
             progress(len(texts), len(ids))
     index = LexicalIndex.build(ids, texts)
+    index.fingerprint = collection.fingerprint
     index.save(folder, {k: v for k, v in expected.items() if k not in {"ids_digest", "count"}})
     return index
 

@@ -70,12 +70,15 @@ def check_name(name: str) -> str:
 
 @dataclass
 class SearchHit:
-    """One retrieved document."""
+    """One retrieved document. ``score`` is the cosine similarity, or the fused score of a hybrid search,
+    which also gives each side's own score (``None``: that side did not return the document)."""
 
     id: str
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    dense_score: float | None = None
+    lexical_score: float | None = None
 
 
 class O1Collection:

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_index_then_search_with_thoughts(indexed: dict[str, str]) -> None:
         "4",
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count("thought ") == 2 and "score" in result.output
+    assert result.output.count("thought ") == 2 and "fused" in result.output and "bm25" in result.output
     # another think mode searches the same index (the mode changes the query side only)
     native = _invoke(
         "search",
@@ -70,6 +71,22 @@ def test_index_then_search_with_thoughts(indexed: dict[str, str]) -> None:
     )
     assert native.exit_code == 0, native.output
     assert len(json.loads(native.output)["thoughts"]) == 1
+
+
+def test_hybrid_search_uses_the_bm25_index_built_by_index(indexed: dict[str, str]) -> None:
+    lexical = Path(indexed["db"]) / "o1rag-lexical" / "tiny"
+    assert (lexical / "o1rag_lexical.json").is_file()  # built by `o1rag index`
+    common = ["-c", "tiny", "--db", indexed["db"], "--model", indexed["model"], "--no-think", "--json"]
+    hybrid = json.loads(_invoke("search", "aspirin study", *common, "-k", "5").output)
+    assert hybrid["hybrid"] is True
+    assert all(h["lexical_score"] is not None for h in hybrid["hits"][:3])  # every aspirin doc matches
+    dense = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--no-hybrid").output)
+    assert dense["hybrid"] is False and all(h["lexical_score"] is None for h in dense["hits"])
+    assert all(h["score"] == h["dense_score"] for h in dense["hits"])
+    # A missing BM25 index (e.g. a collection indexed with --no-lexical) is rebuilt from Chroma.
+    shutil.rmtree(lexical)
+    again = json.loads(_invoke("search", "aspirin study", *common, "-k", "5").output)
+    assert [h["id"] for h in again["hits"]] == [h["id"] for h in hybrid["hits"]]
 
 
 def test_search_json_no_think(indexed: dict[str, str]) -> None:

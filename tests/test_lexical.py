@@ -13,6 +13,7 @@ from o1_rag.lexical import (
     fuse,
     ids_digest,
     lexical_folder,
+    lexical_index,
     lexical_weight,
     sync_lexical,
 )
@@ -83,7 +84,7 @@ def collection(tmp_path: Path, name: str = "demo", fingerprint: str = "fp-a") ->
 
 def test_sync_matches_the_collection_and_follows_it(tmp_path: Path) -> None:
     col = collection(tmp_path)
-    folder = lexical_folder("demo", db=tmp_path / "db")
+    folder = lexical_folder(col, db=tmp_path / "db")
     assert folder == tmp_path / "db" / "o1rag-lexical" / "demo"
     index = sync_lexical(col, folder)
     assert sorted(index.ids) == sorted(col.stored_ids())
@@ -99,7 +100,7 @@ def test_sync_matches_the_collection_and_follows_it(tmp_path: Path) -> None:
 
 def test_sync_rebuilds_a_damaged_or_foreign_index(tmp_path: Path) -> None:
     col = collection(tmp_path)
-    folder = lexical_folder("demo", db=tmp_path / "db")
+    folder = lexical_folder(col, db=tmp_path / "db")
     sync_lexical(col, folder)
     (folder / "ids.json").write_text('["d1"]')  # damaged: ids disagree with the record
     assert sorted(sync_lexical(col, folder).ids) == sorted(DOCS)
@@ -111,9 +112,16 @@ def test_sync_rebuilds_a_damaged_or_foreign_index(tmp_path: Path) -> None:
     assert json.loads((folder / INFO_FILE).read_text())["fingerprint"] == "fp-b"
 
 
-def test_server_indexes_live_under_the_home(tmp_path: Path) -> None:
-    folder = lexical_folder("demo", host="db.example", port=9000)
-    assert folder.parts[-3:] == ("lexical", "db.example_9000", "demo")
+def test_open_index_follows_the_collection(tmp_path: Path) -> None:
+    col = collection(tmp_path)
+    folder = lexical_folder(col)  # no folder known (a server or a client): under the home, by collection id
+    assert folder.parts[-2:] == ("lexical", str(col.collection.id))
+    first = lexical_index(col)
+    assert lexical_index(col) is first  # kept open while the collection is unchanged
+    col.upsert(["d6"], np.ones((1, 3), dtype=np.float32), ["Rowing boats"], [{"title": ""}])
+    again = lexical_index(col)
+    assert again is not first and again.search(["rowing"], 1)[0].ids == ["d6"]
+    assert again.fingerprint == "fp-a"
 
 
 def test_fusion() -> None:
