@@ -438,7 +438,7 @@ def search(
                         "rank": r,
                         "id": h.id,
                         "score": h.score,
-                        "dense_score": h.dense_score if hybrid else h.score,
+                        "dense_score": h.dense_score,
                         "lexical_score": h.lexical_score,
                         "title": h.metadata.get("title", ""),
                         "text": h.text,

@@ -210,7 +210,7 @@ class O1Collection:
             )
             hits.append(
                 [
-                    SearchHit(doc_id, 1.0 - float(dist), text or "", dict(meta or {}))
+                    SearchHit(doc_id, 1.0 - float(dist), text or "", dict(meta or {}), 1.0 - float(dist))
                     for doc_id, dist, text, meta in zip(
                         result["ids"][row],
                         result["distances"][row],

@@ -12,10 +12,11 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_o1rag.thinker import langchain_thinker
 from o1_rag.batching import MicroBatcher
+from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
 from o1_rag.settings import ThinkSettings
-from o1_rag.store import O1Collection, open_client
+from o1_rag.store import O1Collection, default_db_path, open_client
 
 THOUGHTS_EVENT = "o1_thoughts"
 
@@ -23,10 +24,13 @@ THOUGHTS_EVENT = "o1_thoughts"
 class O1Retriever(ThinkSettings, BaseRetriever):
     """Retriever that thinks about the query before searching a Chroma collection built by o1-rag.
 
-    Each returned ``Document`` has ``metadata["id"]`` (the corpus id), ``metadata["score"]`` (cosine
-    similarity) and ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding). The thoughts are
-    also sent to the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came
-    back. Concurrent ``ainvoke`` calls are gathered into one batched think + embed call.
+    Each returned ``Document`` has ``metadata["id"]`` (the corpus id), ``metadata["score"]`` (the fused
+    score of hybrid search, the default, or the cosine similarity with ``hybrid=False``),
+    ``metadata["dense_score"]`` (cosine similarity, None when only BM25 found it),
+    ``metadata["lexical_score"]`` (BM25, None when only the dense side found it) and
+    ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding). The thoughts are also sent to
+    the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came back.
+    Concurrent ``ainvoke`` calls are gathered into one batched think + embed call.
 
     Setup:
         ``make install`` at the repository root, then build a collection: ``o1rag index DATA --collection
@@ -66,11 +70,16 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     client: Any = Field(default=None, exclude=True, description="A chromadb client (instead of a folder).")
     vectorstore: Any = Field(default=None, exclude=True, description="A langchain_chroma.Chroma store.")
     k: int = 4
+    hybrid: bool = Field(
+        default=True,
+        description="Fuse the dense ranking with BM25's (the BM25 index is built from the collection).",
+    )
     filter: dict[str, Any] | None = Field(default=None, description="Chroma metadata filter (where).")
     batch_window_ms: float = 20.0
     max_batch: int = 32
 
     _collection: O1Collection = PrivateAttr()
+    _lexical_db: str | None = PrivateAttr(default=None)
     _batcher: MicroBatcher = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
@@ -92,10 +101,14 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             if not self.collection_name:
                 raise ValueError("give collection_name (with persist_directory or client) or a vectorstore")
             client = self.client if self.client is not None else open_client(self.persist_directory)
+            if self.client is None:
+                self._lexical_db = str(self.persist_directory or default_db_path())
             self._collection = O1Collection.open(client, self.collection_name, self.embedder.fingerprint)
         self._batcher = MicroBatcher(self._search_batch, self.batch_window_ms / 1000, self.max_batch)
 
-    def _settings(self, k: int | None, filter: dict[str, Any] | None, think: bool | None) -> tuple[Any, ...]:
+    def _settings(
+        self, k: int | None, filter: dict[str, Any] | None, think: bool | None, hybrid: bool | None = None
+    ) -> tuple[Any, ...]:
         k = self.k if k is None else k
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
@@ -104,10 +117,12 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             k,
             json.dumps(where, sort_keys=True) if where else None,
             self.think if think is None else think,
+            self.hybrid if hybrid is None else hybrid,
         )
 
     def _search_batch(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[QueryResult]:
-        k, where, think = items[0][1]  # the batcher groups by settings: all items share them
+        k, where, think, hybrid = items[0][1]  # the batcher groups by settings: all items share them
+        lexical = lexical_index(self._collection, self._lexical_db) if hybrid else None
         return search(
             self.embedder,
             self._collection,
@@ -118,6 +133,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             where=json.loads(where) if where else None,
             use_cache=self.use_cache,
             query_weight=self.query_weight,
+            lexical=lexical,
         )
 
     @staticmethod
@@ -130,6 +146,8 @@ class O1Retriever(ThinkSettings, BaseRetriever):
                     **hit.metadata,
                     "id": hit.id,
                     "score": hit.score,
+                    "dense_score": hit.dense_score,
+                    "lexical_score": hit.lexical_score,
                     "o1_thoughts": list(result.thoughts),
                 },
             )
@@ -144,8 +162,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         k: int | None = None,
         filter: dict[str, Any] | None = None,
         think: bool | None = None,
+        hybrid: bool | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think)
+        settings = self._settings(k, filter, think, hybrid)
         [result] = self._search_batch([(check_query(query), settings)])
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts})
         return self._documents(result)
@@ -158,8 +177,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         k: int | None = None,
         filter: dict[str, Any] | None = None,
         think: bool | None = None,
+        hybrid: bool | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think)
+        settings = self._settings(k, filter, think, hybrid)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
         await run_manager.get_child().on_custom_event(
             THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts}

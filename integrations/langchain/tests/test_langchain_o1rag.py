@@ -46,10 +46,26 @@ def test_documents_carry_id_score_and_thoughts(embedder: O1Embedder) -> None:
     assert len(docs) == 3
     for doc in docs:
         assert doc.metadata["id"].startswith("d") and doc.id == doc.metadata["id"]
-        assert -1.0 <= doc.metadata["score"] <= 1.0 + 1e-6
+        dense = doc.metadata["dense_score"]
+        assert dense is None or -1.0 <= dense <= 1.0 + 1e-6
+        assert doc.metadata["lexical_score"] is None or doc.metadata["lexical_score"] > 0
         assert len(doc.metadata["o1_thoughts"]) == 2
+    assert [d.metadata["score"] for d in docs] == sorted((d.metadata["score"] for d in docs), reverse=True)
     assert recorder.events and recorder.events[0][0] == "o1_thoughts"
     assert recorder.events[0][1]["thoughts"] == docs[0].metadata["o1_thoughts"]
+
+
+def test_hybrid_is_a_setting_and_a_per_call_option(embedder: O1Embedder) -> None:
+    dense = _retriever(embedder, k=4, think=False, hybrid=False).invoke("aspirin study")
+    assert all(d.metadata["score"] == d.metadata["dense_score"] for d in dense)
+    assert all(d.metadata["lexical_score"] is None for d in dense)
+    fused = _retriever(embedder, k=4, think=False).invoke("aspirin study")
+    assert any(d.metadata["lexical_score"] for d in fused)
+    per_call = _retriever(embedder, k=4, think=False).invoke("aspirin study", hybrid=False)
+    assert [d.id for d in per_call] == [d.id for d in dense]
+    # The filter holds on the lexical side too: BM25's coffee documents are not let in.
+    filtered = _retriever(embedder, k=5, think=False).invoke("coffee", filter={"title": "aspirin"})
+    assert filtered and all(d.metadata["title"] == "aspirin" for d in filtered)
 
 
 def test_filter_and_no_think(embedder: O1Embedder) -> None:
