@@ -345,7 +345,14 @@ def search(
     text: Annotated[str, typer.Argument(help="The query.")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
     k: Annotated[int, typer.Option("-k", "--top-k", help="How many documents to return.")] = 10,
-    no_think: Annotated[bool, typer.Option("--no-think", help="Embed the query without a thought.")] = False,
+    think: Annotated[
+        str,
+        typer.Option(
+            "--think",
+            help="auto: think only where the model's gate expects it to help; always; never.",
+        ),
+    ] = "auto",
+    no_think: Annotated[bool, typer.Option("--no-think", help="Same as --think never.")] = False,
     hybrid: Annotated[
         bool,
         typer.Option(
@@ -395,6 +402,9 @@ def search(
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
         if query_weight is not None and not 0.0 <= query_weight <= 1.0:
             raise ValueError(f"--query-weight must be in [0, 1], got {query_weight}")
+        from o1_rag.gate import think_choice
+
+        mode = "never" if no_think else think_choice(think)
         target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
         embedder = _embedder(
             model,
@@ -405,7 +415,7 @@ def search(
             thinker,
             thinker_url,
             encoder,
-            think=not no_think,
+            think=mode != "never",
             api_key_env=api_key_env,
         )
         if query_weight is not None:
@@ -421,7 +431,7 @@ def search(
             target,
             [text],
             k=k,
-            think=not no_think,
+            think=mode,
             params=params,
             use_cache=not no_cache,
             lexical=lexical,
@@ -432,6 +442,7 @@ def search(
                 "collection": collection,
                 "fingerprint": embedder.fingerprint,
                 "thoughts": result.thoughts,
+                "thinking": result.decision.describe() if result.decision else "",
                 "hybrid": hybrid,
                 "hits": [
                     {
@@ -449,6 +460,8 @@ def search(
             sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
             return
         if show_thoughts:
+            if result.decision is not None:
+                out.print(_styled("thinking:", "bold cyan", result.decision.describe()))
             for i, thought in enumerate(result.thoughts, start=1):
                 out.print(_styled(f"thought {i}:", "bold cyan", thought))
         table = Table(title=_clean(f"{collection}: {text}"), title_justify="left")
@@ -656,6 +669,8 @@ def eval_ir(
                 "-" if p is None else f"{p:.3g}",
             )
         out.print(table)
+        for system, note in result.notes.items():
+            out.print(_clean(f"{system}: {note}"))
         out.print(_clean(f"report: {target / 'report.md'}"))
 
     _run(verbose, body)
@@ -976,6 +991,60 @@ def train_encoder_cmd(
         recipe = load_encoder_recipe(config, _recipe_overrides(output_dir, max_steps, device, data_root))
         folder = train_encoder(recipe, resume=resume)
         out.print(_clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
+
+    _run(verbose, body)
+
+
+@app.command("train-gate")
+def train_gate_cmd(
+    data_dir: Annotated[
+        Path,
+        typer.Argument(help="BEIR folder of training queries with judgements (see train/heldout.py)."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The gate file to write (o1_gate.json).")],
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Train on the first N judged queries.")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Think when the gate's probability reaches this.")
+    ] = 0.5,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fit the think="auto" gate: where thinking raised nDCG@10 over the query-only search, from the
+    query-only hits (no generation at search time)."""
+
+    def body() -> None:
+        from o1_rag.evaluation.systems import EvalSettings
+        from o1_rag.gate import GATE_FILE, GateError, ThinkGate
+        from o1_rag.training.gate import train_gate
+
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
+        if output.is_dir() or (output.exists() and output.name != GATE_FILE):
+            raise ValueError(
+                f"--output {output}: give a path ending in {GATE_FILE} (existing files are kept)"
+            )
+        if output.exists():
+            try:
+                ThinkGate.load(output)
+            except GateError:
+                raise ValueError(f"--output {output} exists and is not a gate: it is kept") from None
+        settings = EvalSettings(model=model, adapter=adapter, device=device, db=str(db) if db else None)
+        settings.exact = True
+        with _progress() as update:
+            report = train_gate(data_dir, settings, limit_queries, threshold, progress=update)
+        report.gate.save(output)
+        out.print(
+            _clean(
+                f"gate saved to {output}: {report.queries} queries, thinking helped {report.helped}, "
+                f"hurt {report.hurt}, changed nothing on {report.unchanged}; the gate would think on "
+                f"{report.would_think} of {report.queries}"
+            )
+        )
 
     _run(verbose, body)
 

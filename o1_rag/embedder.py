@@ -32,7 +32,8 @@ import numpy as np
 from o1_rag.cache import ThoughtCache
 from o1_rag.config import O1Config
 from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder, check_texts, normalise_rows
-from o1_rag.models import COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL, LoadedModel, load_model
+from o1_rag.gate import GATE_FILE, ThinkGate
+from o1_rag.models import ADAPTERS_DIR, COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL, LoadedModel, load_model
 from o1_rag.thinkers import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_THOUGHTS,
@@ -89,6 +90,7 @@ class O1Embedder:
         query_weight: weight of ``v_q`` mixed into the thought average (0 = pure thought average).
         num_thoughts / max_new_tokens: the default thinking budget (calls may override it).
         name: display name.
+        gate: the ``ThinkGate`` that decides ``think="auto"`` per query (None: auto always thinks).
     """
 
     def __init__(
@@ -101,9 +103,11 @@ class O1Embedder:
         num_thoughts: int = DEFAULT_NUM_THOUGHTS,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         name: str | None = None,
+        gate: ThinkGate | None = None,
     ) -> None:
         self.encoder = encoder
         self.thinker = thinker
+        self.gate = gate
         self.cache = cache
         self.query_weight = check_weight(query_weight)
         self.defaults = ThinkParams(num_thoughts, max_new_tokens)
@@ -143,6 +147,7 @@ class O1Embedder:
         encoder = JointEncoder(
             loaded.model, loaded.tokenizer, identity, fmt, batch_size=batch_size, lock=lock, name=model_name
         )
+        own_thinker = thinker is None or thinker is True
         if thinker is False:
             thinker = None
         elif thinker is None or thinker is True:
@@ -160,7 +165,10 @@ class O1Embedder:
                 lock=lock,
             )
         name = model_name + (f" + adapter {loaded.adapter_path}" if loaded.adapter_path else "")
-        return cls._with_defaults(encoder, thinker, cfg, query_weight, cache, name)
+        gate = None
+        if own_thinker and loaded.adapter_path and (Path(loaded.adapter_path) / GATE_FILE).is_file():
+            gate = ThinkGate.load(Path(loaded.adapter_path) / GATE_FILE)
+        return cls._with_defaults(encoder, thinker, cfg, query_weight, cache, name, gate)
 
     @classmethod
     def from_pretrained(
@@ -225,6 +233,7 @@ class O1Embedder:
                 trust_remote_code=trust_remote_code,
                 batch_size=settings.pop("batch_size", 32),
             )
+        own_thinker = thinker is None or thinker is True
         if thinker is False:
             thinker = None
         elif thinker is None or thinker is True or isinstance(thinker, str):
@@ -242,7 +251,11 @@ class O1Embedder:
         if unused:
             raise ValueError(f"{', '.join(unused)}: not a setting of a sentence-transformers encoder")
         name = model if composed is not None else encoder.describe()
-        return cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name)
+        gate = None
+        if composed is not None and own_thinker:  # the shipped gate judges the shipped thinker's thoughts
+            gate_path = ADAPTERS_DIR / composed.folder / GATE_FILE
+            gate = ThinkGate.load(gate_path) if gate_path.is_file() else None
+        return cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name, gate)
 
     @classmethod
     def _with_defaults(
@@ -253,6 +266,7 @@ class O1Embedder:
         query_weight: float | None,
         cache: ThoughtCache | None,
         name: str,
+        gate: ThinkGate | None = None,
     ) -> O1Embedder:
         """An embedder whose query-side defaults come from ``config`` (``query_weight`` overrides)."""
         return cls(
@@ -263,6 +277,7 @@ class O1Embedder:
             num_thoughts=config.num_thoughts or DEFAULT_NUM_THOUGHTS,
             max_new_tokens=config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
             name=name,
+            gate=gate,
         )
 
     # ------------------------------------------------------------------ identity

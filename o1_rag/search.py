@@ -7,17 +7,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.gate import TOP, GateDecision, think_choice
 from o1_rag.lexical import FUSION_DEPTH, LexicalIndex, fuse
 from o1_rag.store import O1Collection, SearchHit
 
 
 @dataclass
 class QueryResult:
-    """Hits for one query and the thoughts that produced its embedding (empty without thinking)."""
+    """Hits for one query, the thoughts that produced its embedding (empty without thinking), and whether and
+    why it thought."""
 
     query: str
     hits: list[SearchHit]
     thoughts: list[str] = field(default_factory=list)
+    decision: GateDecision | None = None
 
 
 def check_query(query: str) -> str:
@@ -32,14 +35,18 @@ def search(
     collection: O1Collection,
     queries: Sequence[str],
     k: int = 10,
-    think: bool = True,
+    think: bool | str = True,
     params: ThinkParams | None = None,
     where: dict[str, Any] | None = None,
     use_cache: bool = True,
     query_weight: float | None = None,
     lexical: LexicalIndex | None = None,
 ) -> list[QueryResult]:
-    """Think (unless ``think=False``), embed and search ``collection`` for each query.
+    """Think, embed and search ``collection`` for each query.
+
+    ``think``: ``"always"`` (or True), ``"never"`` (or False) or ``"auto"``: the query-only embedding
+    searches first, and the embedder's gate decides from those hits which queries think (every query, when
+    the embedder has no gate). Each result records the decision.
 
     ``query_weight`` overrides the embedder's share of the query-only vector for this call. With
     ``lexical`` (the collection's ``o1_rag.lexical.lexical_index``), the dense hits are fused with BM25's
@@ -53,18 +60,36 @@ def search(
     if k <= 0:
         raise ValueError(f"k must be > 0, got {k}")
     collection.check(embedder.fingerprint)
+    mode = think_choice(think)
     thoughts: list[list[str]] = [[] for _ in queries]
-    if think:
+    if mode == "never":
+        vectors = embedder.embed_queries(queries, think=False)
+        decisions = [GateDecision(False, "never")] * len(queries)
+    elif mode == "always" or embedder.gate is None:
         vectors, thoughts = embedder.think_and_embed(
             queries, params, use_cache=use_cache, query_weight=query_weight
         )
+        decisions = [GateDecision(True, mode)] * len(queries)
     else:
         vectors = embedder.embed_queries(queries, think=False)
+        probe = collection.search(vectors, k=TOP, where=where)
+        decisions = [
+            embedder.gate.decide(q, [h.score for h in row]) for q, row in zip(queries, probe, strict=True)
+        ]
+        chosen = [i for i, d in enumerate(decisions) if d.think]
+        if chosen:
+            thought_vectors, chosen_thoughts = embedder.think_and_embed(
+                [queries[i] for i in chosen], params, use_cache=use_cache, query_weight=query_weight
+            )
+            vectors = vectors.copy()
+            for row, i in enumerate(chosen):
+                vectors[i] = thought_vectors[row]
+                thoughts[i] = chosen_thoughts[row]
     if lexical is None:
         hits = collection.search(vectors, k=k, where=where)
     else:
         hits = hybrid_hits(collection, lexical, queries, vectors, k, where)
-    return [QueryResult(q, h, t) for q, h, t in zip(queries, hits, thoughts, strict=True)]
+    return [QueryResult(q, h, t, d) for q, h, t, d in zip(queries, hits, thoughts, decisions, strict=True)]
 
 
 def hybrid_hits(

@@ -3,7 +3,7 @@
 ``O1Retriever``, ``O1Embeddings`` (LangChain) and ``O1Embedding`` (LlamaIndex) inherit ``ThinkSettings``
 so they share names, defaults, ranges and documentation with each other and with the CLI options
 (``--num-thoughts``, ``--max-new-tokens``, ``--temperature``, ``--top-p``, ``--seed``,
-``--repetition-penalty``, ``--query-weight``, ``--think-mode``, ``--no-think``, ``--no-cache``).
+``--repetition-penalty``, ``--query-weight``, ``--think-mode``, ``--think``, ``--no-cache``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from o1_rag.thinkers import ThinkParams
 class ThinkSettings(BaseModel):
     """How a query is thought about before it is embedded. None means: the model's default."""
 
-    think: bool = Field(default=True, description="Think before embedding a query.")
+    think: bool | Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description=(
+            "Think before embedding a query: always (True), never (False) or auto: the retriever thinks only "
+            "where the model's gate expects it to help, judged from the query-only hits; an embeddings "
+            "model has no hits to judge from and thinks on every query."
+        ),
+    )
     num_thoughts: int | None = Field(default=None, gt=0, description="Thoughts per query [model's, else 3].")
     max_new_tokens: int | None = Field(
         default=None, gt=0, description="Tokens per thought at most [model's, else 64]."
@@ -34,6 +41,12 @@ class ThinkSettings(BaseModel):
         default=None, description="How a local LM thinker is prompted [model's]."
     )
     use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
+
+    def think_choice(self) -> str:
+        """``"auto"``, ``"always"`` or ``"never"``."""
+        from o1_rag.gate import think_choice
+
+        return think_choice(self.think)
 
     def think_params(self) -> ThinkParams:
         """The generation settings as ``ThinkParams``."""

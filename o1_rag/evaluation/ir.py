@@ -36,6 +36,7 @@ class IRResult:
     win_tie_loss: dict[str, dict[str, dict[str, int]]]  # system -> metric -> {W, T, L} vs baseline
     seconds: dict[str, float]
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # system -> query id -> thoughts
+    notes: dict[str, str] = field(default_factory=dict)  # system -> e.g. how often it thought
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,6 +92,7 @@ def evaluate_ir(
     runs: list[Any] = []
     seconds: dict[str, float] = {}
     examples: dict[str, dict[str, Any]] = {}
+    notes: dict[str, str] = {}
     for spec, system in zip(specs, built, strict=True):
         logger.info("%s: retrieving for %d queries over %d documents", spec, len(queries), len(corpus))
         start = time.perf_counter()
@@ -101,6 +103,8 @@ def evaluate_ir(
             if not ranking[qid]:
                 ranking[qid] = {"__none__": 0.0}
         runs.append(Run(ranking, name=spec))
+        if getattr(system, "note", ""):
+            notes[spec] = system.note
         sample = list(queries)[:3]
         if getattr(system, "thoughts", None):
             examples[spec] = {q: system.thoughts.get(q) for q in sample}
@@ -119,6 +123,7 @@ def evaluate_ir(
         wtl,
         seconds,
         examples,
+        notes,
     )
 
 

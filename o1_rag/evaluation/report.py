@@ -203,7 +203,8 @@ def write_ir_report(result: Any, output: Path, command: str) -> Path:
                 f"{result.seconds[system]:.1f}",
             ]
         )
-    examples = ""
+    notes = "".join(f"- `{system}`: {note}\n" for system, note in getattr(result, "notes", {}).items())
+    examples = f"\n{notes}" if notes else ""
     for system, per_query in result.examples.items():
         examples += f"\n### What `{system}` generated (first queries)\n\n"
         for qid, thoughts in per_query.items():

@@ -10,7 +10,8 @@ prompt. ``o1`` uses the model's own defaults: its think mode (``native`` for O1-
 template otherwise) and its query weight (0 unless the adapter sets one). Documents are embedded the same
 way in every mode. Hybrid systems fuse a dense ranking with BM25's (``o1_rag.lexical.fuse``):
 ``bm25+dense`` (the bundled MiniLM), ``o1-hybrid`` and ``o1-nothink-hybrid`` (the O1 embedder with and
-without thinking).
+without thinking). ``o1-auto`` (and ``o1-auto-hybrid``) think only where the model's gate expects thinking to
+help (``think="auto"``); the report says on how many queries they thought.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SYSTEM_NAMES = (
     "bm25+dense",
     "o1-hybrid",
     "o1-nothink-hybrid",
+    "o1-auto",
+    "o1-auto-hybrid",
     "dense",
     "hyde",
     "o1-nothink",
@@ -195,6 +198,10 @@ class HybridSystem:
     def thoughts(self) -> dict[str, list[str]]:
         return getattr(self.dense, "thoughts", {})
 
+    @property
+    def note(self) -> str:
+        return getattr(self.dense, "note", "")
+
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
         from o1_rag.lexical import FUSION_DEPTH, fuse
 
@@ -299,12 +306,12 @@ class O1System:
 
     def __init__(
         self,
-        think: bool,
+        think: bool | str,
         settings: EvalSettings,
         query_weight: float | None = None,
         think_mode: str | None = None,
     ) -> None:
-        self.name = "o1" if think else "o1-nothink"
+        self.name = {"auto": "o1-auto", False: "o1-nothink"}.get(think, "o1")
         if query_weight is not None:
             self.name = "o1-mix" if query_weight == 0.5 else f"o1-mix:{query_weight:g}"
         if think_mode is not None:
@@ -314,6 +321,15 @@ class O1System:
         self.query_weight = query_weight
         self.settings = settings
         self.thoughts: dict[str, list[str]] = {}
+        self.decisions: dict[str, Any] = {}  # query id -> GateDecision (auto)
+
+    @property
+    def note(self) -> str:
+        """How often ``o1-auto`` thought."""
+        if self.think != "auto" or not self.decisions:
+            return ""
+        thought = sum(d.think for d in self.decisions.values())
+        return f"thought on {thought} of {len(self.decisions)} queries"
 
     def client(self) -> Any:
         """The Chroma client of the evaluation store (``--db``, default ``$O1RAG_HOME/eval-db``)."""
@@ -342,6 +358,19 @@ class O1System:
             embedder = s.embedder(s.model, s.adapter, self.think_mode)
         qids = list(queries)
         texts = [queries[q] for q in qids]
+        stored = None
+        if s.exact:
+            stored = collection.collection.get(include=["embeddings"], limit=collection.count())
+            stored = (np.asarray(stored["embeddings"], dtype=np.float32), list(stored["ids"]))
+
+        def run(vectors: np.ndarray, depth: int) -> Ranking:
+            if stored is not None:
+                return exact_search(vectors, stored[0], stored[1], qids, depth)
+            hits = collection.search(vectors, k=depth)
+            return {qid: {h.id: h.score for h in row} for qid, row in zip(qids, hits, strict=True)}
+
+        if self.think == "auto":
+            return self._auto(embedder, texts, qids, run, k)
         if self.think:
             vectors, thoughts = embedder.think_and_embed(
                 texts, s.think_params(), query_weight=self.query_weight
@@ -349,13 +378,32 @@ class O1System:
             self.thoughts.update(zip(qids, thoughts, strict=True))
         else:
             vectors = embedder.embed_queries(texts, think=False)
-        if s.exact:
-            stored = collection.collection.get(include=["embeddings"], limit=collection.count())
-            return exact_search(
-                vectors, np.asarray(stored["embeddings"], dtype=np.float32), list(stored["ids"]), qids, k
+        return run(vectors, k)
+
+    def _auto(
+        self, embedder: Any, texts: list[str], qids: list[str], run: Callable[..., Ranking], k: int
+    ) -> Ranking:
+        """``think="auto"``: the gate decides from the query-only hits which queries think."""
+        from o1_rag.gate import TOP, GateDecision
+
+        vectors = embedder.embed_queries(texts, think=False)
+        probe = run(vectors, max(TOP, k))
+        for qid, text in zip(qids, texts, strict=True):
+            top = sorted(probe[qid].values(), reverse=True)[:TOP]
+            self.decisions[qid] = (
+                embedder.gate.decide(text, top) if embedder.gate is not None else GateDecision(True, "auto")
             )
-        hits = collection.search(vectors, k=k)
-        return {qid: {h.id: h.score for h in row} for qid, row in zip(qids, hits, strict=True)}
+        chosen = [i for i, qid in enumerate(qids) if self.decisions[qid].think]
+        if not chosen:
+            return probe
+        thought_vectors, thoughts = embedder.think_and_embed(
+            [texts[i] for i in chosen], self.settings.think_params(), query_weight=self.query_weight
+        )
+        vectors = vectors.copy()
+        for row, i in enumerate(chosen):
+            vectors[i] = thought_vectors[row]
+            self.thoughts[qids[i]] = thoughts[row]
+        return run(vectors, k)
 
 
 def build_system(spec: str, settings: EvalSettings) -> System:
@@ -366,13 +414,16 @@ def build_system(spec: str, settings: EvalSettings) -> System:
         return BM25System()
     if name == "bm25+dense" and not arg:
         return HybridSystem("bm25+dense", DenseSystem(DEFAULT_DENSE, settings))
-    if name in {"o1-hybrid", "o1-nothink-hybrid"} and not arg:
-        return HybridSystem(name, O1System(name == "o1-hybrid", settings))
+    if name in {"o1-hybrid", "o1-nothink-hybrid", "o1-auto-hybrid"} and not arg:
+        think = {"o1-hybrid": True, "o1-nothink-hybrid": False}.get(name, "auto")
+        return HybridSystem(name, O1System(think, settings))
     if name in {"dense", "hyde"}:
         cls = DenseSystem if name == "dense" else HydeSystem
         return cls(arg or DEFAULT_DENSE, settings)
     if name in {"o1", "o1-nothink"} and not arg:
         return O1System(name == "o1", settings)
+    if name == "o1-auto" and not arg:
+        return O1System("auto", settings)
     if name in {"o1-native", "o1-chat"} and not arg:
         return O1System(True, settings, think_mode=name.removeprefix("o1-"))
     if name == "o1-mix":
@@ -384,7 +435,8 @@ def build_system(spec: str, settings: EvalSettings) -> System:
             raise UnknownSystemError(f"'{spec}': the o1-mix weight must be a number in [0, 1]")
         return O1System(True, settings, weight)
     raise UnknownSystemError(
-        f"unknown system '{spec}': choose from bm25, bm25+dense, o1-hybrid, o1-nothink-hybrid, "
+        f"unknown system '{spec}': choose from bm25, bm25+dense, o1-hybrid, o1-nothink-hybrid, o1-auto, "
+        "o1-auto-hybrid, "
         "dense[:MODEL], hyde[:MODEL], o1-nothink, o1, "
         "o1-mix[:W], o1-native, o1-chat"
     )
@@ -400,7 +452,10 @@ def parse_systems(specs: str) -> list[str]:
         if (
             base not in SYSTEM_NAMES
             or base == "o1-mix"
-            or (base in {"bm25", "o1", "o1-nothink", "o1-native", "o1-chat", "bm25+dense"} and ":" in item)
+            or (
+                base in {"bm25", "o1", "o1-nothink", "o1-auto", "o1-native", "o1-chat", "bm25+dense"}
+                and ":" in item
+            )
             or (base.endswith("-hybrid") and ":" in item)
         ):
             build_system(item, EvalSettings())  # raises the clear error

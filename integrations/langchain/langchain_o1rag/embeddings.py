@@ -77,7 +77,7 @@ class O1Embeddings(ThinkSettings, Embeddings):
         return {FINGERPRINT_KEY: self.embedder.fingerprint, DIM_KEY: self.embedder.dim}
 
     def _embed_query_batch(self, queries: list[str]) -> list[list[float]]:
-        if not self.think:
+        if self.think_choice() == "never":
             return self.embedder.embed_queries(queries, think=False).tolist()
         vectors, _ = self.embedder.think_and_embed(
             queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight

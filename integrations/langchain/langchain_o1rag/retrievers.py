@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_o1rag.thinker import langchain_thinker
 from o1_rag.batching import MicroBatcher
+from o1_rag.gate import think_choice
 from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
@@ -21,6 +22,11 @@ from o1_rag.store import O1Collection, default_db_path, open_client
 THOUGHTS_EVENT = "o1_thoughts"
 
 
+def _event(query: str, result: QueryResult) -> dict[str, Any]:
+    thinking = result.decision.describe() if result.decision else ""
+    return {"query": query, "thoughts": result.thoughts, "thinking": thinking}
+
+
 class O1Retriever(ThinkSettings, BaseRetriever):
     """Retriever that thinks about the query before searching a Chroma collection built by o1-rag.
 
@@ -28,8 +34,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     score of hybrid search, the default, or the cosine similarity with ``hybrid=False``),
     ``metadata["dense_score"]`` (cosine similarity, None when only BM25 found it),
     ``metadata["lexical_score"]`` (BM25, None when only the dense side found it) and
-    ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding). The thoughts are also sent to
-    the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came back.
+    ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding) and ``metadata["o1_thinking"]``
+    (whether and why the query thought, e.g. ``auto: skipped thinking (gate p=0.31)``). Both are also sent
+    to the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came back.
     Concurrent ``ainvoke`` calls are gathered into one batched think + embed call.
 
     Setup:
@@ -107,7 +114,11 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         self._batcher = MicroBatcher(self._search_batch, self.batch_window_ms / 1000, self.max_batch)
 
     def _settings(
-        self, k: int | None, filter: dict[str, Any] | None, think: bool | None, hybrid: bool | None = None
+        self,
+        k: int | None,
+        filter: dict[str, Any] | None,
+        think: bool | str | None,
+        hybrid: bool | None = None,
     ) -> tuple[Any, ...]:
         k = self.k if k is None else k
         if k <= 0:
@@ -116,7 +127,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         return (
             k,
             json.dumps(where, sort_keys=True) if where else None,
-            self.think if think is None else think,
+            self.think_choice() if think is None else think_choice(think),
             self.hybrid if hybrid is None else hybrid,
         )
 
@@ -149,6 +160,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
                     "dense_score": hit.dense_score,
                     "lexical_score": hit.lexical_score,
                     "o1_thoughts": list(result.thoughts),
+                    "o1_thinking": result.decision.describe() if result.decision else "",
                 },
             )
             for hit in result.hits
@@ -161,12 +173,12 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         filter: dict[str, Any] | None = None,
-        think: bool | None = None,
+        think: bool | str | None = None,
         hybrid: bool | None = None,
     ) -> list[Document]:
         settings = self._settings(k, filter, think, hybrid)
         [result] = self._search_batch([(check_query(query), settings)])
-        run_manager.get_child().on_custom_event(THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts})
+        run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
 
     async def _aget_relevant_documents(
@@ -176,12 +188,10 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         filter: dict[str, Any] | None = None,
-        think: bool | None = None,
+        think: bool | str | None = None,
         hybrid: bool | None = None,
     ) -> list[Document]:
         settings = self._settings(k, filter, think, hybrid)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
-        await run_manager.get_child().on_custom_event(
-            THOUGHTS_EVENT, {"query": query, "thoughts": result.thoughts}
-        )
+        await run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)

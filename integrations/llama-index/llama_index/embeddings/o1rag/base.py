@@ -94,7 +94,7 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         return dict(self._last_thoughts)
 
     def _query_batch(self, queries: list[str]) -> list[Embedding]:
-        if not self.think:
+        if self.think_choice() == "never":
             return self._embedder.embed_queries(queries, think=False).tolist()
         vectors, thoughts = self._embedder.think_and_embed(
             queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight

@@ -1,0 +1,82 @@
+"""Train the ``think="auto"`` gate: on training queries with judgements, measure whether thinking raised the
+relevant documents' rank over the query-only embedding (mean log rank, up to depth 1000), and fit
+``o1_rag.gate.ThinkGate`` to predict it from the query-only hits.
+
+The rank, not nDCG@10, is the label: with a query-weighted mix, thinking moves the relevant documents on
+many queries without crossing the top-10 boundary, and those moves are the signal the gate learns from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from o1_rag.evaluation.ir import load_collection
+from o1_rag.evaluation.systems import EvalSettings, O1System
+from o1_rag.gate import TOP, GateError, ThinkGate, gate_features
+
+logger = logging.getLogger(__name__)
+DEPTH = 1000
+
+
+def mean_log_rank(ranking: dict[str, float], judged: dict[str, int], depth: int) -> float:
+    """Mean ``log(1 + rank)`` of the relevant documents in ``ranking`` (rank ``depth`` when not in it)."""
+    order = {doc: rank for rank, doc in enumerate(sorted(ranking, key=lambda d: -ranking[d]))}
+    relevant = [doc for doc, grade in judged.items() if grade > 0]
+    return float(np.mean([np.log1p(order.get(doc, depth)) for doc in relevant])) if relevant else 0.0
+
+
+@dataclass
+class GateReport:
+    """What the gate was trained on and how often thinking helped there."""
+
+    gate: ThinkGate
+    queries: int
+    helped: int
+    hurt: int
+    unchanged: int
+    would_think: int
+
+
+def train_gate(
+    data_dir: str | Path,
+    settings: EvalSettings,
+    limit_queries: int | None = None,
+    threshold: float = 0.5,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> GateReport:
+    """Fit a gate on the judged queries of ``data_dir`` (a BEIR folder: use training queries, never the
+    collection you will evaluate on)."""
+    corpus, queries, qrels = load_collection(data_dir, limit_queries)
+    settings.progress = progress
+    never, always = O1System(False, settings), O1System(True, settings)
+    depth = max(TOP, min(len(corpus), DEPTH))
+    plain = never.retrieve(corpus, queries, depth)
+    thought = always.retrieve(corpus, queries, depth)
+    rows, helped = [], []
+    for qid, text in queries.items():
+        before = mean_log_rank(plain.get(qid, {}), qrels[qid], depth)
+        after = mean_log_rank(thought.get(qid, {}), qrels[qid], depth)
+        if after == before:
+            continue
+        top = sorted(plain.get(qid, {}).values(), reverse=True)
+        rows.append(gate_features(text, top))
+        helped.append(after < before)
+    if not rows:
+        raise GateError("thinking moved no relevant document here: nothing to learn a gate from")
+    gate = ThinkGate.fit(
+        np.stack(rows),
+        helped,
+        threshold,
+        trained_on=f"{Path(data_dir).resolve().name} ({len(queries)} queries)",
+    )
+    would = sum(
+        gate.decide(text, sorted(plain.get(qid, {}).values(), reverse=True)).think
+        for qid, text in queries.items()
+    )
+    n_helped = sum(helped)
+    return GateReport(gate, len(queries), n_helped, len(helped) - n_helped, len(queries) - len(helped), would)

@@ -1,0 +1,143 @@
+"""think="auto": the gate, its file, and the per-query decision in search and evaluation."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from o1_rag.cli import app
+from o1_rag.data import load_corpus
+from o1_rag.gate import FEATURES, GATE_FILE, GateDecision, GateError, ThinkGate, gate_features, think_choice
+from o1_rag.models import ADAPTERS_DIR
+from o1_rag.search import search
+from o1_rag.store import O1Collection, index_documents, open_client
+
+
+def length_gate(threshold: float = 0.5) -> ThinkGate:
+    """Thinks on queries longer than e^2.5 words (about 12): only the length feature counts."""
+    coef = [0.0] * len(FEATURES)
+    coef[FEATURES.index("log_words")] = 10.0
+    return ThinkGate([0.0, 0.0, 0.0, 0.0, 2.5], [1.0] * len(FEATURES), coef, 0.0, threshold)
+
+
+def test_think_choice() -> None:
+    assert [think_choice(v) for v in (True, False, None, "AUTO", " never ")] == [
+        "always",
+        "never",
+        "auto",
+        "auto",
+        "never",
+    ]
+    with pytest.raises(ValueError, match="think must be one of auto, always, never"):
+        think_choice("sometimes")
+
+
+def test_features_and_decisions_are_deterministic() -> None:
+    top = [0.8, 0.7, 0.65, 0.6]
+    x = gate_features("four words in here", top)
+    assert x == pytest.approx([0.8, 0.1, 0.8 - np.mean(top), np.std(top), math.log(4)])
+    assert gate_features("q", []).tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
+    gate = length_gate()
+    short, long = "aspirin", " ".join(["word"] * 20)
+    assert not gate.decide(short, top).think and gate.decide(long, top).think
+    assert gate.decide(long, top) == gate.decide(long, top)
+    assert gate.decide(short, top).describe().startswith("auto: skipped thinking (gate p=")
+    assert GateDecision(True, "auto").describe() == "auto: thought (no gate for this thinker and encoder)"
+    assert GateDecision(False, "never").describe() == "never: did not think"
+
+
+def test_gate_file_round_trip_and_errors(tmp_path: Path) -> None:
+    gate = length_gate(0.4)
+    gate.save(tmp_path / GATE_FILE)
+    assert ThinkGate.load(tmp_path / GATE_FILE) == gate
+    raw = json.loads((tmp_path / GATE_FILE).read_text())
+    for field, value, message in [
+        ("coef", [1.0], "must list 5 numbers"),
+        ("scale", [0.0] * 5, "'scale' must be positive"),
+        ("threshold", 2.0, "threshold must be in"),
+        ("mean", [float("nan")] * 5, "not a finite number"),
+        ("features", ["other"], "not a gate over the features"),
+        ("surprise", 1, "unexpected keyword"),
+    ]:
+        (tmp_path / "bad.json").write_text(json.dumps({**raw, field: value}))
+        with pytest.raises(GateError, match=message):
+            ThinkGate.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GateError, match="cannot read the gate"):
+        ThinkGate.load(tmp_path / "bad.json")
+
+
+def test_fit_learns_a_separable_rule_and_needs_both_outcomes() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, len(FEATURES)))
+    helped = x[:, 0] < 0  # thinking helps when the best hit is weak
+    gate = ThinkGate.fit(x, helped)
+    assert gate.coef[0] < 0 and gate.scale[0] > 0
+    with pytest.raises(GateError, match="helped and where it hurt"):
+        ThinkGate.fit(x, [True] * 60)
+
+
+def test_shipped_gate_loads_with_the_default_model() -> None:
+    assert ThinkGate.load(ADAPTERS_DIR / "o1-minilm" / GATE_FILE).trained_on.startswith("scifact-gate")
+
+
+def test_auto_search_thinks_only_where_the_gate_says(
+    tiny_embedder_session, tiny_corpus: Path, tmp_path
+) -> None:
+    embedder = tiny_embedder_session
+    collection = O1Collection.create_or_open(
+        open_client(tmp_path / "db"), "tiny", embedder.fingerprint, embedder.dim
+    )
+    index_documents(embedder, collection, load_corpus(tiny_corpus))
+    long_query = (
+        "what does the evidence say about aspirin and the health of people who take it daily for years"
+    )
+    queries = ["aspirin", long_query]
+    embedder.gate = length_gate()
+    try:
+        results = search(embedder, collection, queries, k=3, think="auto", params=None)
+        again = search(embedder, collection, queries, k=3, think="auto", params=None)
+    finally:
+        embedder.gate = None
+    assert [r.decision.think for r in results] == [False, True]
+    assert results[0].thoughts == [] and results[1].thoughts
+    assert [r.decision for r in again] == [r.decision for r in results]
+    plain = search(embedder, collection, ["aspirin"], k=3, think="never")[0]
+    assert [h.id for h in plain.hits] == [h.id for h in results[0].hits]  # skipped = the query-only search
+    assert plain.decision == GateDecision(False, "never")
+    no_gate = search(embedder, collection, ["aspirin"], k=3, think="auto")[0]
+    assert no_gate.thoughts and no_gate.decision.describe().startswith("auto: thought (no gate")
+
+
+def test_train_gate_cli_refuses_what_it_cannot_learn_from(
+    tiny_corpus: Path, tiny_model_dir: Path, tmp_path
+) -> None:
+    runner = CliRunner()
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    result = runner.invoke(
+        app, ["train-gate", str(tiny_corpus), "-o", str(keep), "--model", str(tiny_model_dir)]
+    )
+    assert result.exit_code != 0 and f"give a path ending in {GATE_FILE}" in result.output
+    assert keep.read_text() == "mine"
+    result = runner.invoke(
+        app,
+        [
+            "train-gate",
+            str(tiny_corpus),
+            "-o",
+            str(tmp_path / GATE_FILE),
+            "--model",
+            str(tiny_model_dir),
+            "--db",
+            str(tmp_path / "db"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    # One judged query cannot show both outcomes (thinking helped somewhere and hurt somewhere).
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "nothing to learn a gate from" in result.output or "helped and where it hurt" in result.output
+    assert not (tmp_path / GATE_FILE).exists()
