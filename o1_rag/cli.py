@@ -1052,7 +1052,7 @@ def train_gate_cmd(
 @app.command()
 def bench(
     suites: Annotated[
-        str, typer.Option("--suites", help="Comma-separated: core, compare, langchain, train.")
+        str, typer.Option("--suites", help="Comma-separated: core, compare, langchain, train, think.")
     ] = "core,compare,langchain",
     data: Annotated[
         Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")

@@ -220,11 +220,13 @@ def adapter_checksum(path: Path) -> str:
     """sha256 over an adapter's weights and peft config (its files are small).
 
     ``o1_config.json`` is left out: what in it shapes document vectors (the truncation length) is part of
-    the embedder fingerprint itself, and the rest (think mode, query-side lengths) is query-side only.
+    the embedder fingerprint itself, and the rest (think mode, query-side lengths) is query-side only. So is
+    the think gate (``o1_gate.json``): it decides which queries think, never how a document is embedded.
     """
     digest = hashlib.sha256()
+    query_side = {O1_CONFIG_NAME, "o1_gate.json"}
     files = [
-        p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"} and p.name != O1_CONFIG_NAME
+        p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"} and p.name not in query_side
     ]
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())

@@ -141,3 +141,31 @@ def test_train_gate_cli_refuses_what_it_cannot_learn_from(
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "nothing to learn a gate from" in result.output or "helped and where it hurt" in result.output
     assert not (tmp_path / GATE_FILE).exists()
+
+
+def test_think_bench_measures_auto_against_always(tiny_embedder_session, tmp_path: Path) -> None:
+    from o1_rag.evaluation.bench import bench_texts, bench_think
+
+    docs, _ = bench_texts(None, 8, 32)
+    embedder = tiny_embedder_session
+    embedder.gate = length_gate()
+    try:
+        rows = bench_think(embedder, docs, ["aspirin", " ".join(["word"] * 20)], tmp_path)
+    finally:
+        embedder.gate = None
+    assert [r.measure.split(" search")[0] for r in rows[:4]] == ["dense", "dense", "hybrid", "hybrid"]
+    assert rows[0].target == "<= 0.5x" and rows[0].ratio.endswith("x")
+    assert rows[-1].value == "1 of 2 queries"  # the gate thinks on the long query only
+
+
+def test_a_gate_does_not_change_the_index_fingerprint(tiny_adapter_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from o1_rag.models import adapter_checksum
+
+    folder = Path(shutil.copytree(tiny_adapter_dir, tmp_path / "adapter"))
+    before = adapter_checksum(folder)
+    length_gate().save(folder / GATE_FILE)  # query side only: the same documents, the same index
+    assert adapter_checksum(folder) == before
+    (folder / "adapter_config.json").write_text((folder / "adapter_config.json").read_text() + " ")
+    assert adapter_checksum(folder) != before

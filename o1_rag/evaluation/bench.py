@@ -6,6 +6,9 @@ Suites:
   (cache off), thinking with a warm cache; batched query throughput.
 - ``compare``: the model against the joint O1 model (``o1-smollm2-135m``) on the same texts: indexing
   docs/s, and query latency p50 with thinking (cache off) and with a warm cache.
+- ``think``: mean and p95 latency of one search with the thought cache off, for ``think`` never / auto /
+  always, dense and hybrid, over the same queries with the model's own thinking settings; auto against
+  always as a ratio, and how many queries auto thought on.
 - ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
   cost of the joint single forward (``<query>q</query><emb><thought>t{eos}<emb>`` gives the thought's LM
@@ -251,6 +254,54 @@ def bench_compare(
     ]
 
 
+def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path) -> list[Row]:
+    """The ``think`` suite (see the module docstring)."""
+    from o1_rag.lexical import lexical_folder, sync_lexical
+
+    col = O1Collection.create_or_open(open_client(workdir / "think-db"), "bench", emb.fingerprint, emb.dim)
+    index_documents(emb, col, docs, batch_size=32)
+    lexical = sync_lexical(col, lexical_folder(col, workdir / "think-db"))
+    search(emb, col, queries[:1], k=10, think="never", lexical=lexical)  # warm-up
+    measured: dict[tuple[str, bool], tuple[float, float]] = {}
+    thought_on = 0
+    for hybrid in (False, True):
+        for mode in ("never", "auto", "always"):
+            samples = []
+            for q in queries:
+                start = time.perf_counter()
+                [result] = search(
+                    emb, col, [q], k=10, think=mode, use_cache=False, lexical=lexical if hybrid else None
+                )
+                samples.append(time.perf_counter() - start)
+                thought_on += (
+                    mode == "auto" and not hybrid and bool(result.decision and result.decision.think)
+                )
+            measured[(mode, hybrid)] = (float(np.mean(samples)), float(np.percentile(samples, 95)))
+    rows = []
+    for hybrid in (False, True):
+        never, auto, always = (measured[(m, hybrid)] for m in ("never", "auto", "always"))
+        side = "hybrid" if hybrid else "dense"
+        rows.append(
+            Row(
+                f"{side} search mean/p95, cache off: auto vs always ({len(queries)} queries)",
+                f"{auto[0] * 1000:.0f}/{auto[1] * 1000:.0f} ms",
+                f"{always[0] * 1000:.0f}/{always[1] * 1000:.0f} ms",
+                f"{auto[0] / always[0]:.2f}x",
+                "<= 0.5x",
+            )
+        )
+        rows.append(
+            Row(
+                f"{side} search mean/p95: never vs always",
+                f"{never[0] * 1000:.0f}/{never[1] * 1000:.0f} ms",
+                f"{always[0] * 1000:.0f}/{always[1] * 1000:.0f} ms",
+                f"{never[0] / always[0]:.2f}x",
+            )
+        )
+    rows.append(Row("auto thought on", f"{thought_on} of {len(queries)} queries", "", ""))
+    return rows
+
+
 def bench_langchain(
     emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path, max_new_tokens: int = 32
 ) -> list[Row]:
@@ -412,11 +463,14 @@ def run_bench(
     n_docs: int,
     max_new_tokens: int,
     device: str = "auto",
+    think_queries: int = 16,
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train"})
+    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train", "think"})
     if unknown:
-        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train")
+        raise ValueError(
+            f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train, think"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
     if len(queries) < 32:
@@ -438,6 +492,8 @@ def run_bench(
 
         joint = O1Embedder.from_pretrained(JOINT_MODEL, device=device, cache=workdir / "joint.sqlite")
         rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
+    if "think" in suites:
+        rows += bench_think(emb, docs, queries[:think_queries], workdir)
     if "langchain" in suites:
         rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
     device_name = (
