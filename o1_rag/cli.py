@@ -405,7 +405,7 @@ def search(
         from o1_rag.gate import think_choice
 
         mode = "never" if no_think else think_choice(think)
-        target = O1Collection.open(open_client(db, chroma_host, chroma_port), collection)
+        target = O1Collection.open(open_client(db, chroma_host, chroma_port, create=False), collection)
         embedder = _embedder(
             model,
             adapter,
@@ -539,7 +539,7 @@ def collections(
     def body() -> None:
         from o1_rag.store import O1Collection, open_client
 
-        client = open_client(db, chroma_host, chroma_port)
+        client = open_client(db, chroma_host, chroma_port, create=False)
         table = Table()
         for column in ("collection", "documents", "fingerprint", "embedder"):
             table.add_column(column)
@@ -653,7 +653,9 @@ def eval_ir(
             db=str(db) if db else None,
             exact=exact,
         )
-        result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
+        with _progress() as update:
+            settings.progress = update
+            result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
         target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
         write_ir_report(result, target, _command_line(ctx))
         table = Table(
@@ -773,10 +775,15 @@ def eval_rag(
             if generator_url
             else local_llm(generator, max_new_tokens, device=device)
         )
-        judge_llm = judge_embeddings = None
+        from langchain_huggingface import HuggingFaceEmbeddings
+        from ragas.embeddings import LangchainEmbeddingsWrapper
+
+        # The bundled MiniLM embeds answers for the offline semantic-similarity metric (and the judge's).
+        judge_embeddings = LangchainEmbeddingsWrapper(
+            HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
+        )
+        judge_llm = None
         if llm_metrics:
-            from langchain_huggingface import HuggingFaceEmbeddings
-            from ragas.embeddings import LangchainEmbeddingsWrapper
             from ragas.llms import LangchainLLMWrapper
 
             judge_llm = LangchainLLMWrapper(
@@ -784,22 +791,22 @@ def eval_rag(
                 if judge_url
                 else local_llm(judge, 256, device=device)
             )
-            judge_embeddings = LangchainEmbeddingsWrapper(
-                HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
+        with _progress() as update:
+            settings.progress = update
+            result = evaluate_rag(
+                data_dir,
+                retrievers,
+                settings,
+                k=k,
+                limit=limit,
+                generator=answerer,
+                generator_name=generator,
+                judge=judge_llm,
+                judge_name=judge if llm_metrics else None,
+                judge_embeddings=judge_embeddings,
+                timeout_s=timeout,
+                progress=update,
             )
-        result = evaluate_rag(
-            data_dir,
-            retrievers,
-            settings,
-            k=k,
-            limit=limit,
-            generator=answerer,
-            generator_name=generator,
-            judge=judge_llm,
-            judge_name=judge if llm_metrics else None,
-            judge_embeddings=judge_embeddings,
-            timeout_s=timeout,
-        )
         target = output or Path("evals") / "reports" / f"rag-{result.dataset}"
         write_rag_report(result, target, _command_line(ctx))
         metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))

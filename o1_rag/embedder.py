@@ -113,6 +113,8 @@ class O1Embedder:
         self.defaults = ThinkParams(num_thoughts, max_new_tokens)
         self.name = name or encoder.describe()
         self._lock = threading.RLock()
+        self._spec: dict[str, Any] | None = None  # how from_pretrained loaded it (for pickling)
+        self._spec_thinker: Thinker | None = None
 
     @classmethod
     def from_loaded(
@@ -196,7 +198,52 @@ class O1Embedder:
         sentence-transformers name) replace the respective part. ``cache``: True for the default thought
         cache, a path or ``ThoughtCache`` for another, False/None for none. Remaining keyword arguments
         (truncation lengths, batch sizes) go to the joint model or the parts.
+
+        An embedder loaded by names (no ``Thinker`` / ``Encoder`` / ``ThoughtCache`` objects) can be pickled
+        and deep-copied: the copy loads the same names again, once per process (a process-wide registry
+        shares the loaded models).
         """
+        spec = {
+            "model": model,
+            "adapter": adapter,
+            "thinker": thinker,
+            "encoder": encoder,
+            "device": device,
+            "dtype": dtype,
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+            "cache": str(cache) if isinstance(cache, Path) else cache,
+            "think_mode": think_mode,
+            "query_weight": query_weight,
+            "repetition_penalty": repetition_penalty,
+            **settings,
+        }
+        embedder = cls._load_pretrained(**spec)
+        plain = all(v is None or isinstance(v, str | bool | int | float) for v in spec.values())
+        if plain:
+            embedder._spec = spec
+            embedder._spec_thinker = embedder.thinker
+        return embedder
+
+    @classmethod
+    def _load_pretrained(
+        cls,
+        model: str = DEFAULT_MODEL,
+        adapter: str | None = None,
+        *,
+        thinker: Thinker | str | bool | None = None,
+        encoder: Encoder | str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        cache: ThoughtCache | str | Path | bool | None = True,
+        think_mode: str | None = None,
+        query_weight: float | None = None,
+        repetition_penalty: float | None = None,
+        **settings: Any,
+    ) -> O1Embedder:
+        """``from_pretrained`` without the bookkeeping that makes the result picklable."""
         cache_obj = _open_cache(cache)
         common = {
             "device": device,
@@ -279,6 +326,23 @@ class O1Embedder:
             name=name,
             gate=gate,
         )
+
+    # ------------------------------------------------------------------ pickling
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._spec is None:
+            raise TypeError(
+                "this O1Embedder was built from objects (a Thinker, Encoder or ThoughtCache), which are not "
+                "pickled; build it with O1Embedder.from_pretrained(...) using names to pickle it"
+            )
+        if self.thinker is not self._spec_thinker:
+            raise TypeError(
+                "this O1Embedder's thinker was replaced after loading (e.g. by an llm=): it cannot be "
+                "pickled; pickle the retriever or embeddings object that set it instead"
+            )
+        key = _spec_key(self._spec)
+        with _REGISTRY_LOCK:
+            _REGISTRY.setdefault(key, self)
+        return (_embedder_from_spec, (self._spec, self.query_weight))
 
     # ------------------------------------------------------------------ identity
     @property
@@ -494,6 +558,29 @@ class O1Embedder:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(v_q, v_t)`` of one thought per query."""
         return self.encoder.embed_pairs(check_texts(queries, "queries"), check_texts(thoughts, "thoughts"))
+
+
+_REGISTRY: dict[str, O1Embedder] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _spec_key(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def _embedder_from_spec(spec: dict[str, Any], query_weight: float) -> O1Embedder:
+    """Unpickling: the embedder loaded with these names in this process, else a newly loaded one."""
+    key = _spec_key(spec)
+    with _REGISTRY_LOCK:
+        embedder = _REGISTRY.get(key)
+        if embedder is None:
+            embedder = O1Embedder.from_pretrained(**spec)
+            _REGISTRY[key] = embedder
+    if embedder.query_weight != query_weight:
+        logger.warning(
+            "unpickled embedder keeps its query weight %s (pickled: %s)", embedder.query_weight, query_weight
+        )
+    return embedder
 
 
 def _load_thinker(

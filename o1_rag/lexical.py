@@ -62,10 +62,18 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer(TOKENIZER["stemmer"])
 
 
-def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+def _bm25s() -> Any:
+    """bm25s, with its logger following the application's logging setup (bm25s forces DEBUG on import)."""
     import bm25s
 
-    return bm25s.tokenize(
+    logger_ = logging.getLogger("bm25s")
+    if logger_.level == logging.DEBUG:
+        logger_.setLevel(logging.NOTSET)
+    return bm25s
+
+
+def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+    return _bm25s().tokenize(
         list(texts),
         stopwords=TOKENIZER["stopwords"],
         stemmer=_stemmer(),
@@ -102,8 +110,7 @@ class LexicalIndex:
     @classmethod
     def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
         """Index ``texts`` under ``ids`` (same length, ids unique)."""
-        import bm25s
-
+        bm25s = _bm25s()
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         if len(set(ids)) != len(ids):
@@ -132,6 +139,16 @@ class LexicalIndex:
                     lo, hi = int(indptr[column]), int(indptr[column + 1])
                     self._term_max[term] = float(data[lo:hi].max()) if hi > lo else 0.0
         return self._term_max
+
+    def scores(self, query: str) -> np.ndarray:
+        """The BM25 score of every document (in ``ids`` order) for ``query``."""
+        if self.retriever is None:
+            return np.zeros(len(self.ids))
+        term_max = self.term_max()
+        known = [t for t in _tokenize([query])[0] if t in term_max]
+        if not known:
+            return np.zeros(len(self.ids))
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float64)
 
     def search(self, queries: Sequence[str], k: int) -> list[LexicalHits]:
         """The ``k`` best documents per query (documents sharing no term with it are left out)."""
@@ -190,8 +207,7 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: str | Path) -> LexicalIndex:
         """Read an index written by ``save`` (numpy arrays without pickle)."""
-        import bm25s
-
+        bm25s = _bm25s()
         folder = Path(folder)
         info = cls.read_info(folder)
         if info is None or info.get("version") != LEXICAL_VERSION or info.get("tokenizer") != TOKENIZER:

@@ -272,6 +272,57 @@ def pick_dtype(dtype: str, device: str) -> Any:
         raise ValueError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16") from None
 
 
+_HUB_REACHABLE: bool | None = None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection now (asked once per process)."""
+    global _HUB_REACHABLE
+    if _HUB_REACHABLE is None:
+        import socket
+        from urllib.parse import urlparse
+
+        endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+        try:
+            with socket.create_connection(
+                (endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout
+            ):
+                _HUB_REACHABLE = True
+        except Exception:  # refused, no route, DNS failure, or a test's network guard
+            _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+def check_hub_id(name: str, aliases: list[str]) -> None:
+    """Fail fast, with the closest alias, on a name that is neither an alias nor a folder and that the
+    Hugging Face Hub cannot serve now (offline, and not in the local Hugging Face cache)."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), aliases, n=1, cutoff=0.75)
+    if "/" not in name and close:
+        raise ModelNotFoundError(f"unknown model '{name}': did you mean '{close[0]}'?")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = any(
+            isinstance(try_to_load_from_cache(name, filename), str)
+            for filename in ("config.json", "modules.json")
+        )
+    except Exception:  # an id the cache cannot even hold (bad characters)
+        cached = False
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    if not cached and (offline or not _hub_reachable()):
+        raise ModelNotFoundError(
+            f"'{name}' is not an alias ({', '.join(aliases)}), a local folder or a model in the Hugging Face "
+            "cache, and the Hugging Face Hub cannot be reached"
+        )
+
+
+def known_aliases() -> list[str]:
+    """Every model alias o1-rag knows (bundled, trained, composed, the bundled encoder)."""
+    return sorted({*BUNDLED_MODELS, *TRAINED_MODELS, *COMPOSED_MODELS, "all-minilm-l6-v2"})
+
+
 def resolve_base(name: str) -> tuple[str, str]:
     """Map a model name to ``(load_path, identity_prefix)`` without loading weights (a trained alias maps
     to its base)."""
@@ -290,6 +341,7 @@ def resolve_base(name: str) -> tuple[str, str]:
         return str(path), f"local:{directory_identity(path)}"
     if path.exists() or name.startswith((".", "/", "~")):
         raise ModelNotFoundError(f"model path '{name}' does not exist or is not a directory")
+    check_hub_id(name, known_aliases())
     return name, f"hub:{name}"
 
 

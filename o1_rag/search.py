@@ -24,8 +24,10 @@ class QueryResult:
 
 
 def check_query(query: str) -> str:
-    """Reject empty or whitespace-only queries with a clear message."""
-    if not isinstance(query, str) or not query.strip():
+    """Reject non-text, empty or whitespace-only queries with a clear message."""
+    if not isinstance(query, str):
+        raise ValueError(f"the query must be text (a str), got {type(query).__name__}")
+    if not query.strip():
         raise ValueError("query is empty: give some text to search for")
     return query
 

@@ -8,11 +8,28 @@ so they share names, defaults, ranges and documentation with each other and with
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from o1_rag.thinkers import ThinkParams
+
+
+def reject_unknown(owner: type[BaseModel], kwargs: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
+    """Raise a one-line ``ValueError`` for a keyword argument that is not a field of ``owner`` (pydantic
+    would drop it silently), suggesting the closest field."""
+    known = set(extra)
+    for name, info in owner.model_fields.items():
+        known.add(name)
+        if info.alias:
+            known.add(info.alias)
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"{owner.__name__} got an unknown argument '{unknown[0]}'{hint}")
 
 
 class ThinkSettings(BaseModel):

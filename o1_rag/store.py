@@ -38,8 +38,16 @@ def default_db_path() -> Path:
     return Path(os.environ["O1RAG_DB"]) if os.environ.get("O1RAG_DB") else o1rag_home() / "chroma"
 
 
-def open_client(path: str | Path | None = None, host: str | None = None, port: int | None = None) -> Any:
-    """An embedded Chroma client at ``path`` or, with ``host``/``port``, a client of a running server."""
+def open_client(
+    path: str | Path | None = None, host: str | None = None, port: int | None = None, create: bool = True
+) -> Any:
+    """An embedded Chroma client at ``path`` or, with ``host``/``port``, a client of a running server.
+
+    The embedded client uses chromadb's default settings, as ``langchain_chroma`` and LlamaIndex's Chroma
+    store do, so one folder can be opened by o1-rag and by them in the same process (chromadb keeps one
+    instance per folder and refuses a second with other settings). With ``create=False`` a missing folder
+    is an error instead of a new, empty database (a misspelt path should not look like an empty index).
+    """
     import chromadb
     from chromadb.config import Settings
 
@@ -54,8 +62,16 @@ def open_client(path: str | Path | None = None, host: str | None = None, port: i
     target = Path(path) if path is not None else default_db_path()
     if target.exists() and not target.is_dir():
         raise StoreError(f"--db {target} exists and is not a directory")
+    if not create and not target.is_dir():
+        raise StoreError(
+            f"no Chroma database at {target}: the folder does not exist (check the path, or build one "
+            "with `o1rag index`)"
+        )
     target.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(target), settings=settings)
+    try:
+        return chromadb.PersistentClient(path=str(target), settings=Settings())
+    except ValueError as exc:  # the folder is already open in this process with other settings
+        raise StoreError(f"cannot open the Chroma database at {target}: {exc}") from None
 
 
 def check_name(name: str) -> str:
@@ -97,6 +113,18 @@ class O1Collection:
     @property
     def fingerprint(self) -> str | None:
         return (self.collection.metadata or {}).get(FINGERPRINT_KEY)
+
+    @property
+    def space(self) -> str:
+        """The collection's distance: ``cosine`` (o1-rag's), ``l2`` (Chroma's default) or ``ip``."""
+        configuration = getattr(self.collection, "configuration", None) or {}
+        hnsw = configuration.get("hnsw") if isinstance(configuration, dict) else None
+        space = (hnsw or {}).get("space") or (self.collection.metadata or {}).get("hnsw:space") or "l2"
+        return str(space)
+
+    def cosine(self, distance: float) -> float:
+        """The cosine similarity behind a Chroma distance (o1-rag's vectors are unit length)."""
+        return 1.0 - distance / 2.0 if self.space == "l2" else 1.0 - distance
 
     @property
     def dim(self) -> int | None:
@@ -189,7 +217,7 @@ class O1Collection:
     def search(
         self, query_embeddings: np.ndarray, k: int = 10, where: dict[str, Any] | None = None
     ) -> list[list[SearchHit]]:
-        """Top-``k`` hits per query embedding; score = cosine similarity (1 - cosine distance)."""
+        """Top-``k`` hits per query embedding; score = cosine similarity, whatever the collection's space."""
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
         if query_embeddings.ndim != 2 or query_embeddings.shape[0] == 0:
@@ -210,10 +238,10 @@ class O1Collection:
             )
             hits.append(
                 [
-                    SearchHit(doc_id, 1.0 - float(dist), text or "", dict(meta or {}), 1.0 - float(dist))
-                    for doc_id, dist, text, meta in zip(
+                    SearchHit(doc_id, cos, text or "", dict(meta or {}), cos)
+                    for doc_id, cos, text, meta in zip(
                         result["ids"][row],
-                        result["distances"][row],
+                        [self.cosine(float(d)) for d in result["distances"][row]],
                         result["documents"][row],
                         metadatas,
                         strict=True,

@@ -1,5 +1,6 @@
 """A real Chroma server (`chroma run` on loopback) through --chroma-host and --chroma-port."""
 
+import json
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from o1_rag.cli import app
 from o1_rag.errors import StoreError
+from o1_rag.models import o1rag_home
 from o1_rag.store import open_client
 
 CHROMA = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
@@ -70,8 +72,12 @@ def test_cli_against_chroma_server(chroma_server: int, tiny_corpus: Path, tiny_m
         ],
     )
     assert result.exit_code == 0, result.output
-    assert '"hits"' in result.output
-    assert open_client(host="127.0.0.1", port=chroma_server).get_collection("served").count() == 40
+    payload = json.loads(result.output)
+    assert payload["hybrid"] and any(hit["lexical_score"] for hit in payload["hits"])  # BM25 side works too
+    served = open_client(host="127.0.0.1", port=chroma_server).get_collection("served")
+    assert served.count() == 40
+    # The server's BM25 index lives under $O1RAG_HOME, keyed by the collection's id.
+    assert (o1rag_home() / "lexical" / str(served.id) / "o1rag_lexical.json").is_file()
 
 
 def test_unreachable_server_is_a_clear_error() -> None:

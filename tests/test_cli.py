@@ -157,7 +157,7 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
     _one_line_error(_invoke("search", "q", "-c", "nothere", *common), "collection 'nothere' does not exist")
     _one_line_error(
         _invoke("search", "q", "-c", "tiny", "--db", indexed["db"], "--model", "nobody/nothing-xyz"),
-        "cannot load model 'nobody/nothing-xyz'",
+        "'nobody/nothing-xyz' is not an alias",
     )
     _one_line_error(_invoke("think", "q", "--model", tmp_path / "no-model"), "does not exist")
 

@@ -25,9 +25,15 @@ def test_dir_without_config(tmp_path: Path) -> None:
         resolve_base(str(tmp_path))
 
 
-def test_unknown_hub_id_fails_with_one_message() -> None:
-    with pytest.raises(ModelNotFoundError, match="cannot load model 'nobody/no-such-model-xyz'"):
+def test_unknown_hub_id_fails_fast_offline_with_the_closest_alias() -> None:
+    with pytest.raises(ModelNotFoundError, match="the Hugging Face Hub cannot be reached"):
         load_model("nobody/no-such-model-xyz", device="cpu")
+    with pytest.raises(ModelNotFoundError, match="unknown model 'o1-minlm': did you mean 'o1-minilm'"):
+        resolve_base("o1-minlm")
+    from o1_rag.encoders import resolve_encoder_path
+
+    with pytest.raises(ModelNotFoundError, match="did you mean 'all-minilm-l6-v2'"):
+        resolve_encoder_path("all-minilm-l6")
 
 
 def test_marker_rows_are_deterministic(tiny_model_dir: Path) -> None:

@@ -103,8 +103,27 @@ def test_non_llm_metrics_offline(qa_set: Path) -> None:
     assert scores["id_based_context_precision"] == pytest.approx(1.0)
     assert scores["non_llm_context_recall"] == pytest.approx(1.0)
     assert 0.0 < scores["rouge_score"] <= 1.0
+    assert 0.0 < scores["non_llm_string_similarity"] < 1.0  # one answer is right, the other is not
     assert result.samples["bm25"][0]["answer"] == ANSWER and result.samples["bm25"][0]["context_ids"] == ["a"]
-    assert "faithfulness" not in scores
+    assert "faithfulness" not in scores and "semantic_similarity" not in scores
+
+
+def test_semantic_similarity_offline_with_embeddings_only(qa_set: Path) -> None:
+    from ragas.embeddings import LangchainEmbeddingsWrapper
+
+    result = evaluate_rag(
+        qa_set,
+        "bm25",
+        EvalSettings(device="cpu"),
+        k=1,
+        generator=FixedAnswer(),
+        generator_name="fixed",
+        judge_embeddings=LangchainEmbeddingsWrapper(DeterministicFakeEmbedding(size=16)),
+    )
+    per_question = [s["semantic_similarity"] for s in result.samples["bm25"]]
+    assert per_question[0] == pytest.approx(1.0, abs=1e-6)  # the answer is the reference itself
+    assert per_question[1] < 0.99
+    assert "faithfulness" not in result.scores["bm25"]
 
 
 def test_llm_metrics_with_fake_judge(qa_set: Path) -> None:

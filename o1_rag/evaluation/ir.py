@@ -93,7 +93,9 @@ def evaluate_ir(
     seconds: dict[str, float] = {}
     examples: dict[str, dict[str, Any]] = {}
     notes: dict[str, str] = {}
-    for spec, system in zip(specs, built, strict=True):
+    for n, (spec, system) in enumerate(zip(specs, built, strict=True)):
+        if settings.progress is not None:
+            settings.progress("systems", n, len(specs))
         logger.info("%s: retrieving for %d queries over %d documents", spec, len(queries), len(corpus))
         start = time.perf_counter()
         ranking = system.retrieve(corpus, queries, DEPTH)
@@ -110,6 +112,8 @@ def evaluate_ir(
             examples[spec] = {q: system.thoughts.get(q) for q in sample}
         elif getattr(system, "passages", None):
             examples[spec] = {q: [system.passages.get(queries[q], "")] for q in sample}
+    if settings.progress is not None:
+        settings.progress("systems", len(specs), len(specs))
     scores, per_query, p_values, wtl = score_runs(qrels, dict(zip(specs, runs, strict=True)), baseline)
     return IRResult(
         settings.dataset,

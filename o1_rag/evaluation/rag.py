@@ -1,8 +1,10 @@
 """``o1rag eval rag``: retrieve contexts with each retriever, generate answers, score them with ragas.
 
-Non-LLM metrics (context recall/precision against the reference contexts and ids, ROUGE against the ground
-truth) always run offline; LLM-judged metrics (faithfulness, response relevancy, LLM context recall) use
-a judge LLM, local or behind an OpenAI-compatible endpoint, under a bounded ``RunConfig``.
+Non-LLM metrics (context recall/precision against the reference contexts and ids, ROUGE and string
+similarity against the ground truth, and, given ``judge_embeddings``, semantic similarity of the answer to
+the ground truth in an embedding space) always run offline; LLM-judged metrics (faithfulness, response
+relevancy, LLM context recall) use a judge LLM, local or behind an OpenAI-compatible endpoint, under a
+bounded ``RunConfig``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels
-from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
+from o1_rag.evaluation.systems import EvalSettings, O1System, build_system, parse_systems
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,17 @@ class RAGResult:
         return dict(self.__dict__)
 
 
+# eval spec -> (think, hybrid) of the O1Retriever that serves it
+O1_RETRIEVERS = {
+    "o1": ("always", False),
+    "o1-nothink": ("never", False),
+    "o1-auto": ("auto", False),
+    "o1-hybrid": ("always", True),
+    "o1-nothink-hybrid": ("never", True),
+    "o1-auto-hybrid": ("auto", True),
+}
+
+
 def retrieve_contexts(
     spec: str, corpus: list[Document], items: list[QAItem], k: int, settings: EvalSettings
 ) -> list[list[Document]]:
@@ -96,20 +110,22 @@ def retrieve_contexts(
     by_id = {d.id: d for d in corpus}
     queries = {item.id: item.question for item in items}
     system = build_system(spec, settings)
-    if spec in {"o1", "o1-nothink"}:
+    if spec in O1_RETRIEVERS:
         try:
             from langchain_o1rag import O1Retriever
         except ImportError:
             O1Retriever = None
         if O1Retriever is not None:
             embedder = settings.embedder(settings.model, settings.adapter)
-            collection = system.index(embedder, corpus)
+            store = O1System(False, settings)
+            collection = store.index(embedder, corpus)
             retriever = O1Retriever(
                 embedder=embedder,
-                client=system.client(),
+                client=store.client(),
                 collection_name=collection.name,
                 k=k,
-                think=spec == "o1",
+                think=O1_RETRIEVERS[spec][0],
+                hybrid=O1_RETRIEVERS[spec][1],
                 num_thoughts=settings.num_thoughts,
                 max_new_tokens=settings.max_new_tokens,
                 seed=settings.seed,
@@ -133,11 +149,13 @@ def evaluate_rag(
     judge_embeddings: Any = None,
     timeout_s: int = 120,
     workers: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> RAGResult:
     """Retrieve, answer and score every question with each retriever.
 
     ``generator`` and ``judge`` are LangChain LLMs (see ``o1_rag.evaluation.llms``); without a judge only
-    the non-LLM metrics run. ``workers`` bounds concurrent judge calls (1 suits a local judge).
+    the non-LLM metrics run (semantic similarity too, given ``judge_embeddings``). ``workers`` bounds
+    concurrent judge calls (1 suits a local judge). ``progress(label, done, total)`` is told each stage.
     """
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     from ragas import EvaluationDataset, SingleTurnSample, evaluate
@@ -148,8 +166,10 @@ def evaluate_rag(
         LLMContextRecall,
         NonLLMContextPrecisionWithReference,
         NonLLMContextRecall,
+        NonLLMStringSimilarity,
         ResponseRelevancy,
         RougeScore,
+        SemanticSimilarity,
     )
     from ragas.run_config import RunConfig
 
@@ -168,7 +188,10 @@ def evaluate_rag(
         IDBasedContextRecall(),
         IDBasedContextPrecision(),
         RougeScore(),
+        NonLLMStringSimilarity(),
     ]
+    if judge_embeddings is not None:
+        metrics.append(SemanticSimilarity())
     if judge is not None:
         metrics += [Faithfulness(), ResponseRelevancy(), LLMContextRecall()]
     run_config = RunConfig(timeout=timeout_s, max_retries=1, max_wait=2, max_workers=workers)
@@ -176,9 +199,16 @@ def evaluate_rag(
     failed: dict[str, dict[str, int]] = {}
     samples: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
-    for spec in specs:
+
+    def tell(stage: str, done: int) -> None:
+        if progress is not None:
+            progress(stage, done, len(specs))
+
+    for n, spec in enumerate(specs):
         start = time.perf_counter()
+        tell("retrieving", n)
         contexts = retrieve_contexts(spec, corpus, items, k, settings)
+        tell("retrieving", n + 1)
         prompts = [
             chat_prompt(
                 generator,
@@ -188,7 +218,9 @@ def evaluate_rag(
             )
             for item, docs in zip(items, contexts, strict=True)
         ]
+        tell("answering", n)
         answers = complete(generator, prompts)
+        tell("answering", n + 1)
         dataset = EvaluationDataset(
             [
                 SingleTurnSample(
@@ -203,6 +235,7 @@ def evaluate_rag(
                 for item, docs, answer in zip(items, contexts, answers, strict=True)
             ]
         )
+        tell("scoring", n)
         result = evaluate(
             dataset,
             metrics=metrics,
@@ -236,6 +269,7 @@ def evaluate_rag(
             for row, (item, docs, answer) in enumerate(zip(items, contexts, answers, strict=True))
         ]
         seconds[spec] = time.perf_counter() - start
+        tell("scoring", n + 1)
     return RAGResult(
         settings.dataset, specs, len(items), k, scores, failed, samples, seconds, generator_name, judge_name
     )

@@ -285,6 +285,15 @@ def write_rag_report(result: Any, output: Path, command: str) -> Path:
         f"{result.num_questions} answerable questions, top-{result.k} contexts per question, answers by "
         f"`{result.generator}`, judge: `{judge}`. Scores are means over the questions the metric could "
         "score; 'unscored' counts questions the judge could not score (unparsable output or time-out).\n\n"
+        + (
+            ""
+            if result.judge
+            else "Offline metrics only: `semantic_similarity` is the cosine similarity of answer and "
+            "reference "
+            "in the bundled MiniLM's space, `non_llm_string_similarity` a string distance, `rouge_score` the "
+            "word overlap. Faithfulness, response relevancy and LLM context recall need a capable judge: "
+            "`--judge-url` (or `--judge` with a local model) without `--no-llm-metrics`.\n\n"
+        )
         + markdown_table(header, rows)
         + "\n\n![metrics](metrics.png)\n\n## Sample answers\n\n"
         + "\n".join(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -84,31 +84,22 @@ class DenseMember:
 
 
 class BM25Member:
-    """BM25 over the training corpus: the score the positive passage gets for each query."""
+    """BM25 over the training corpus (``o1_rag.lexical.LexicalIndex``): the score the positive passage gets
+    for each query."""
 
     name = "bm25"
 
     def __init__(self, corpus: Sequence[Document]) -> None:
-        import bm25s
-        import Stemmer
+        from o1_rag.lexical import LexicalIndex
 
-        self._bm25s = bm25s
-        self.stemmer = Stemmer.Stemmer("english")
         self.index = {d.id: i for i, d in enumerate(corpus)}
-        self.retriever = bm25s.BM25(method="lucene")
-        self.retriever.index(self._tokenize([d.full_text() for d in corpus]), show_progress=False)
-
-    def _tokenize(self, texts: Sequence[str]) -> Any:
-        return self._bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
-        )
+        self.lexical = LexicalIndex.build([d.id for d in corpus], [d.full_text() for d in corpus])
 
     def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
         row = self.index[positive.id]
-        return np.array([float(self.retriever.get_scores(tokens)[row]) for tokens in self._tokenize(queries)])
+        return np.array([float(self.lexical.scores(query)[row]) for query in queries])
 
     def top_k(self, query: str, k: int, exclude: set[str], ids: Sequence[str]) -> list[str]:
         """Ids of the best-scoring documents for ``query``, skipping ``exclude``."""
-        scores = self.retriever.get_scores(self._tokenize([query])[0])
-        order = np.argsort(-scores)
+        order = np.argsort(-self.lexical.scores(query))
         return [ids[i] for i in order[: k + len(exclude)] if ids[i] not in exclude][:k]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_o1rag.thinker import langchain_thinker
+from langchain_o1rag.thinker import THOUGHTS_EVENT, langchain_thinker
 from o1_rag.batching import MicroBatcher
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
-from o1_rag.settings import ThinkSettings
+from o1_rag.settings import ThinkSettings, reject_unknown
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY
 
 
@@ -57,8 +59,19 @@ class O1Embeddings(ThinkSettings, Embeddings):
     _batcher: MicroBatcher = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
+        reject_unknown(type(self), kwargs)
         super().__init__(**kwargs)
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings and the embedder (reloaded by name); the batcher is made again."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._setup()
 
     def _setup(self) -> None:
         thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
@@ -73,29 +86,43 @@ class O1Embeddings(ThinkSettings, Embeddings):
         return self.think_params()
 
     def collection_metadata(self) -> dict[str, Any]:
-        """Chroma collection metadata recording this embedder (pass it when creating a collection)."""
-        return {FINGERPRINT_KEY: self.embedder.fingerprint, DIM_KEY: self.embedder.dim}
+        """Chroma collection metadata recording this embedder and cosine space (pass it when creating a
+        collection)."""
+        return {
+            FINGERPRINT_KEY: self.embedder.fingerprint,
+            DIM_KEY: self.embedder.dim,
+            "hnsw:space": "cosine",
+        }
 
-    def _embed_query_batch(self, queries: list[str]) -> list[list[float]]:
+    def _embed_query_batch(self, queries: list[str]) -> list[tuple[list[float], list[str]]]:
         if self.think_choice() == "never":
-            return self.embedder.embed_queries(queries, think=False).tolist()
-        vectors, _ = self.embedder.think_and_embed(
+            vectors = self.embedder.embed_queries(queries, think=False).tolist()
+            return [(vector, []) for vector in vectors]
+        vectors, thoughts = self.embedder.think_and_embed(
             queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight
         )
-        return vectors.tolist()
+        return list(zip(vectors.tolist(), thoughts, strict=True))
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents without thinking."""
         return self.embedder.embed_documents(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """Think about the query (unless ``think=False``), then embed it."""
-        return self._embed_query_batch([check_query(text)])[0]
+        """Think about the query (unless ``think="never"``), then embed it; the thoughts go to the
+        callbacks of the run this is part of as the custom event ``o1_thoughts``."""
+        [(vector, thoughts)] = self._embed_query_batch([check_query(text)])
+        with contextlib.suppress(RuntimeError):  # outside a run there are no callbacks to tell
+            dispatch_custom_event(THOUGHTS_EVENT, {"query": text, "thoughts": thoughts})
+        return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents in a worker thread."""
         return await asyncio.to_thread(self.embed_documents, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Embed a query off the event loop; concurrent calls share one batched think + embed."""
-        return await self._batcher.submit(check_query(text))
+        """Embed a query off the event loop; concurrent calls share one batched think + embed. The thoughts
+        go to the run's callbacks as ``o1_thoughts``."""
+        vector, thoughts = await self._batcher.submit(check_query(text))
+        with contextlib.suppress(RuntimeError):
+            await adispatch_custom_event(THOUGHTS_EVENT, {"query": text, "thoughts": thoughts})
+        return vector

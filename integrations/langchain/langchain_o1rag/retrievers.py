@@ -10,16 +10,25 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_o1rag.thinker import langchain_thinker
+from langchain_o1rag.thinker import THOUGHTS_EVENT, langchain_thinker
 from o1_rag.batching import MicroBatcher
 from o1_rag.gate import think_choice
 from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
-from o1_rag.settings import ThinkSettings
+from o1_rag.settings import ThinkSettings, reject_unknown
 from o1_rag.store import O1Collection, default_db_path, open_client
 
-THOUGHTS_EVENT = "o1_thoughts"
+SEARCH_KWARGS = ("k", "filter", "think", "hybrid")
+
+
+def check_search_kwargs(search_kwargs: Any) -> None:
+    """``search_kwargs`` must be a dict of the per-call settings."""
+    if not isinstance(search_kwargs, dict):
+        raise ValueError(f"search_kwargs must be a dict, got {type(search_kwargs).__name__}")
+    unknown = sorted(set(search_kwargs) - set(SEARCH_KWARGS))
+    if unknown:
+        raise ValueError(f"unknown search_kwargs key '{unknown[0]}': use {', '.join(SEARCH_KWARGS)}")
 
 
 def _event(query: str, result: QueryResult) -> dict[str, Any]:
@@ -77,6 +86,11 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     client: Any = Field(default=None, exclude=True, description="A chromadb client (instead of a folder).")
     vectorstore: Any = Field(default=None, exclude=True, description="A langchain_chroma.Chroma store.")
     k: int = 4
+    search_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Search settings in one dict, as LangChain's vector-store retrievers take them: "
+        f"{', '.join(SEARCH_KWARGS)}.",
+    )
     hybrid: bool = Field(
         default=True,
         description="Fuse the dense ranking with BM25's (the BM25 index is built from the collection).",
@@ -90,8 +104,27 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     _batcher: MicroBatcher = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
+        reject_unknown(type(self), kwargs)
+        search_kwargs = kwargs.get("search_kwargs") or {}
+        check_search_kwargs(search_kwargs)
+        for key, value in search_kwargs.items():  # LangChain's convention: search settings in one dict
+            if key in kwargs and kwargs[key] != value:
+                raise ValueError(f"'{key}' is given twice, as an argument and in search_kwargs")
+            kwargs[key] = value
         super().__init__(**kwargs)
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings and the embedder (reloaded by name); the Chroma handle and the batcher are
+        made again on unpickling."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._lexical_db = None
+        self._setup()
 
     def _setup(self) -> None:
         if self.k <= 0:
@@ -107,7 +140,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         else:
             if not self.collection_name:
                 raise ValueError("give collection_name (with persist_directory or client) or a vectorstore")
-            client = self.client if self.client is not None else open_client(self.persist_directory)
+            client = self.client
+            if client is None:
+                client = open_client(self.persist_directory, create=False)
             if self.client is None:
                 self._lexical_db = str(self.persist_directory or default_db_path())
             self._collection = O1Collection.open(client, self.collection_name, self.embedder.fingerprint)
@@ -119,7 +154,14 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         filter: dict[str, Any] | None,
         think: bool | str | None,
         hybrid: bool | None = None,
+        search_kwargs: dict[str, Any] | None = None,
     ) -> tuple[Any, ...]:
+        if search_kwargs:
+            check_search_kwargs(search_kwargs)
+            k = search_kwargs.get("k", k)
+            filter = search_kwargs.get("filter", filter)
+            think = search_kwargs.get("think", think)
+            hybrid = search_kwargs.get("hybrid", hybrid)
         k = self.k if k is None else k
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
@@ -175,8 +217,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         filter: dict[str, Any] | None = None,
         think: bool | str | None = None,
         hybrid: bool | None = None,
+        search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid)
+        settings = self._settings(k, filter, think, hybrid, search_kwargs)
         [result] = self._search_batch([(check_query(query), settings)])
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
@@ -190,8 +233,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         filter: dict[str, Any] | None = None,
         think: bool | str | None = None,
         hybrid: bool | None = None,
+        search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid)
+        settings = self._settings(k, filter, think, hybrid, search_kwargs)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
         await run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)

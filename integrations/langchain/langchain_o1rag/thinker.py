@@ -8,6 +8,8 @@ from typing import Any
 
 from o1_rag.thinkers import CallableThinker, ThinkParams
 
+THOUGHTS_EVENT = "o1_thoughts"  # the custom callback event that carries a query's thoughts
+
 
 def _text(output: Any) -> str:
     content = getattr(output, "content", output)

@@ -133,3 +133,76 @@ def test_embeddings_inside_langchain_chroma(tmp_path: Path) -> None:
     assert len(store.as_retriever(search_kwargs={"k": 1}).invoke("insulin")) == 1
     with pytest.raises(ValueError, match="query is empty"):
         emb.embed_query(" ")
+
+
+def test_search_kwargs_and_unknown_arguments(embedder: O1Embedder) -> None:
+    one = _retriever(embedder, search_kwargs={"k": 1, "think": False})
+    assert one.k == 1 and len(one.invoke("aspirin")) == 1
+    assert len(one.invoke("aspirin", search_kwargs={"k": 2})) == 2
+    with pytest.raises(ValueError, match="got an unknown argument 'top_k' \\(did you mean 'k'\\?\\)"):
+        _retriever(embedder, top_k=1)
+    with pytest.raises(
+        ValueError, match="unknown argument 'num_thought' \\(did you mean 'num_thoughts'\\?\\)"
+    ):
+        _retriever(embedder, num_thought=1)
+    with pytest.raises(ValueError, match="unknown search_kwargs key 'top_k'"):
+        _retriever(embedder, search_kwargs={"top_k": 1})
+    with pytest.raises(ValueError, match="given twice"):
+        _retriever(embedder, k=3, search_kwargs={"k": 1})
+    with pytest.raises(ValueError, match="the query must be text \\(a str\\), got dict"):
+        one.invoke({"question": "aspirin"})
+    with pytest.raises(ValueError, match="O1Embeddings got an unknown argument 'num_thought'"):
+        O1Embeddings(embedder=embedder, num_thought=1)
+
+
+def test_pickle_and_deepcopy(embedder: O1Embedder) -> None:
+    import copy
+    import pickle
+
+    from o1_rag.encoders import JointEncoder
+
+    retriever = _retriever(embedder, k=2, think=False)
+    expected = [d.id for d in retriever.invoke("aspirin")]
+    clone = pickle.loads(pickle.dumps(retriever))
+    assert clone.embedder is embedder  # the process-wide registry shares the loaded model
+    assert [d.id for d in clone.invoke("aspirin")] == expected and clone.k == 2
+    assert [d.id for d in copy.deepcopy(retriever).invoke("aspirin")] == expected
+    embeddings = O1Embeddings(embedder=embedder, think=False)
+    assert pickle.loads(pickle.dumps(embeddings)).embed_query("aspirin") == embeddings.embed_query("aspirin")
+    parts = O1Embedder(JointEncoder.__new__(JointEncoder))
+    with pytest.raises(TypeError, match="built from objects"):
+        pickle.dumps(parts)
+
+
+def test_embeddings_send_thoughts_to_the_run_callbacks(embedder: O1Embedder) -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    embeddings = O1Embeddings(embedder=embedder, think="always", num_thoughts=2, max_new_tokens=4)
+    store = InMemoryVectorStore(embedding=embeddings)
+    store.add_texts(["Aspirin thins the blood.", "Coffee keeps people awake."])
+    recorder = Recorder()
+    docs = store.as_retriever(search_kwargs={"k": 1}).invoke("aspirin", config={"callbacks": [recorder]})
+    assert len(docs) == 1
+    [(name, data)] = recorder.events
+    assert name == "o1_thoughts" and data["query"] == "aspirin" and len(data["thoughts"]) == 2
+    assert len(embeddings.embed_query("aspirin")) == embedder.dim  # outside a run: no callbacks, no error
+    recorder = Recorder()
+    asyncio.run(store.as_retriever().ainvoke("coffee", config={"callbacks": [recorder]}))
+    assert recorder.events and recorder.events[0][1]["query"] == "coffee"
+
+
+def test_ensemble_keeps_the_thoughts_when_o1_comes_first(embedder: O1Embedder) -> None:
+    ensemble_module = pytest.importorskip("langchain_classic.retrievers")
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    o1 = _retriever(embedder, k=4, think="always")
+    same = o1.invoke("aspirin study")
+
+    class Plain(BaseRetriever):
+        def _get_relevant_documents(self, query, *, run_manager):  # type: ignore[no-untyped-def]
+            return [Document(page_content=d.page_content, metadata={"from": "plain"}) for d in same]
+
+    ensemble = ensemble_module.EnsembleRetriever(retrievers=[o1, Plain()], weights=[0.5, 0.5])
+    fused = ensemble.invoke("aspirin study")
+    assert len(fused) == len(same) and all(len(d.metadata["o1_thoughts"]) == 2 for d in fused)

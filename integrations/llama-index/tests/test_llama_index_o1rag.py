@@ -92,3 +92,45 @@ def test_collection_built_by_o1rag_index(o1: O1Embedding, embedder: O1Embedder, 
     )
     with pytest.raises(FingerprintMismatchError):
         O1Embedding(embedder=other, **FAST).chroma_vector_store("built", persist_dir=str(tmp_path))
+
+
+def test_unknown_arguments_are_rejected(embedder: O1Embedder) -> None:
+    with pytest.raises(ValueError, match="O1Embedding got an unknown argument 'num_thought' \\(did you mean"):
+        O1Embedding(embedder=embedder, num_thought=1)
+    with pytest.raises(ValueError, match="got an unknown argument 'model'"):
+        O1Embedding(embedder=embedder, model="o1-minilm")  # LlamaIndex's field is model_name
+
+
+def test_pickle_round_trip(o1: O1Embedding) -> None:
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(o1))
+    assert clone.embedder is o1.embedder
+    assert clone.get_text_embedding("aspirin") == o1.get_text_embedding("aspirin")
+
+
+def test_thoughts_are_instrumentation_events(o1: O1Embedding) -> None:
+    import asyncio
+
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    from llama_index.embeddings.o1rag import O1ThoughtsEvent
+
+    seen: list[O1ThoughtsEvent] = []
+
+    class Handler(BaseEventHandler):
+        def handle(self, event, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(event, O1ThoughtsEvent):
+                seen.append(event)
+
+    root = get_dispatcher()
+    handler = Handler()
+    root.add_event_handler(handler)
+    try:
+        o1.get_query_embedding("does aspirin help?")
+        asyncio.run(o1.aget_query_embedding("coffee"))
+    finally:
+        root.event_handlers.remove(handler)
+    assert [e.query for e in seen] == ["does aspirin help?", "coffee"]
+    assert all(e.thoughts for e in seen) and seen[0].thoughts == o1.last_thoughts["does aspirin help?"]

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import OrderedDict
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.base import BaseEvent
 from pydantic import Field, PrivateAttr
 
 from o1_rag.batching import MicroBatcher
 from o1_rag.embedder import O1Embedder
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
-from o1_rag.settings import ThinkSettings
+from o1_rag.settings import ThinkSettings, reject_unknown
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY, MODEL_KEY, O1Collection, open_client
 from o1_rag.thinkers import CallableThinker, ThinkParams
+
+dispatcher = get_dispatcher(__name__)
+_THOUGHTS_LOCK = threading.Lock()
+
+
+class O1ThoughtsEvent(BaseEvent):
+    """Sent through LlamaIndex instrumentation each time a query is embedded: its thoughts (empty when it
+    did not think)."""
+
+    query: str
+    thoughts: list[str]
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "O1ThoughtsEvent"
 
 
 def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
@@ -37,7 +55,10 @@ def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
 class O1Embedding(ThinkSettings, BaseEmbedding):
     """O1 embedding for LlamaIndex: queries think first, texts (documents) do not.
 
-    The thoughts behind the most recent queries are kept in ``last_thoughts`` (query -> thoughts), so a
+    Embedding a query thinks (unless ``think="never"``): each query's thoughts are sent as an
+    ``O1ThoughtsEvent`` through LlamaIndex instrumentation (add an event handler to the root dispatcher to
+    see them). The thoughts behind the most recent queries are also kept in ``last_thoughts`` (query ->
+    thoughts), so a
     caller can show what the thinking step wrote.
 
     Setup:
@@ -71,11 +92,26 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
     _last_thoughts: OrderedDict = PrivateAttr(default_factory=OrderedDict)
 
     def __init__(self, embedder: O1Embedder | None = None, **kwargs: Any) -> None:
+        reject_unknown(type(self), kwargs)
         super().__init__(**kwargs)
         thinker = llama_index_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         self._embedder = embedder or self.load_embedder(self.model_name, self.adapter, self.device, thinker)
         if embedder is not None and thinker is not None:
             self._embedder.thinker = thinker
+        self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
+        self._last_thoughts = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings and the embedder (reloaded by name); the batcher is made again."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {}
+        state["o1_embedder"] = self._embedder
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        embedder = state.pop("o1_embedder")
+        super().__setstate__(state)
+        self._embedder = embedder
         self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
         self._last_thoughts = OrderedDict()
 
@@ -91,26 +127,33 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
     @property
     def last_thoughts(self) -> dict[str, list[str]]:
         """Thoughts of the most recent queries, oldest first."""
-        return dict(self._last_thoughts)
+        with _THOUGHTS_LOCK:
+            return dict(self._last_thoughts)
 
-    def _query_batch(self, queries: list[str]) -> list[Embedding]:
+    def _query_batch(self, queries: list[str]) -> list[tuple[Embedding, list[str]]]:
         if self.think_choice() == "never":
-            return self._embedder.embed_queries(queries, think=False).tolist()
+            vectors = self._embedder.embed_queries(queries, think=False).tolist()
+            return [(vector, []) for vector in vectors]
         vectors, thoughts = self._embedder.think_and_embed(
             queries, self.think_params(), use_cache=self.use_cache, query_weight=self.query_weight
         )
-        for query, per_query in zip(queries, thoughts, strict=True):
-            self._last_thoughts.pop(query, None)
-            self._last_thoughts[query] = per_query
-        while len(self._last_thoughts) > self.keep_thoughts:
-            self._last_thoughts.popitem(last=False)
-        return vectors.tolist()
+        with _THOUGHTS_LOCK:
+            for query, per_query in zip(queries, thoughts, strict=True):
+                self._last_thoughts.pop(query, None)
+                self._last_thoughts[query] = per_query
+            while len(self._last_thoughts) > self.keep_thoughts:
+                self._last_thoughts.popitem(last=False)
+        return list(zip(vectors.tolist(), thoughts, strict=True))
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._query_batch([check_query(query)])[0]
+        [(vector, thoughts)] = self._query_batch([check_query(query)])
+        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=thoughts))
+        return vector
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self._batcher.submit(check_query(query))
+        vector, thoughts = await self._batcher.submit(check_query(query))
+        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=thoughts))
+        return vector
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._embedder.embed_documents([text])[0].tolist()
@@ -134,7 +177,7 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         """
         from llama_index.vector_stores.chroma import ChromaVectorStore
 
-        client = client if client is not None else open_client(persist_dir)
+        client = client if client is not None else open_client(persist_dir, create=create)
         fp = self._embedder.fingerprint
         if create:
             collection = O1Collection.create_or_open(
