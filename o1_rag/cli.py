@@ -709,6 +709,74 @@ def eval_table(
     _run(verbose, body)
 
 
+@eval_app.command("frontier")
+def eval_frontier(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Argument(help="BEIR folder (corpus, queries, qrels).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/frontier-<name>]")
+    ] = None,
+    thoughts: Annotated[str, typer.Option("--thoughts", help="Thoughts per query to try, e.g. 1,3.")] = "1,3",
+    tokens: Annotated[str, typer.Option("--tokens", help="Tokens per thought to try, e.g. 16,48.")] = "16,48",
+    latency_queries: Annotated[
+        int, typer.Option("--latency-queries", help="Queries timed one by one per setting.")
+    ] = 6,
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Score the first N judged queries.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Plot nDCG@10 against mean and p95 search latency for think never/auto/always, thinking budgets, dense
+    and hybrid; the default setting is marked."""
+
+    def body() -> None:
+        from o1_rag.evaluation.frontier import evaluate_frontier, write_frontier_report
+        from o1_rag.evaluation.report import check_report_target
+        from o1_rag.evaluation.systems import EvalSettings
+
+        if output is not None:
+            check_report_target(output)
+
+        def numbers(text: str, option: str) -> tuple[int, ...]:
+            try:
+                values = tuple(int(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"{option} takes whole numbers separated by commas, got '{text}'") from None
+            if not values or min(values) <= 0:
+                raise ValueError(f"{option} takes positive numbers, got '{text}'")
+            return values
+
+        grid = numbers(thoughts, "--thoughts"), numbers(tokens, "--tokens")
+        settings = EvalSettings(
+            model=model, adapter=adapter, device=device, seed=seed, db=str(db) if db else None
+        )
+        with _progress() as update:
+            settings.progress = update
+            result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
+        target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
+        write_frontier_report(result, target, _command_line(ctx))
+        table = Table(title=_clean(f"{result.dataset}: quality against latency"))
+        for column in ("setting", "nDCG@10", "mean ms", "p95 ms", "thought on"):
+            table.add_column(column, justify="left" if column == "setting" else "right")
+        for p in result.points:
+            table.add_row(
+                _clean(p.label + (" (default)" if p.default else "")),
+                f"{p.ndcg:.3f}",
+                f"{p.mean_ms:.0f}",
+                f"{p.p95_ms:.0f}",
+                f"{p.thought_share:.0%}",
+            )
+        out.print(table)
+        out.print(_clean(f"report: {target / 'report.md'}"))
+
+    _run(verbose, body)
+
+
 @eval_app.command("rag")
 def eval_rag(
     ctx: typer.Context,

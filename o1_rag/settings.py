@@ -16,6 +16,15 @@ from pydantic import BaseModel, Field
 
 from o1_rag.thinkers import ThinkParams
 
+# names other libraries use for a setting that has another name here
+_SYNONYMS = {
+    "top_k": "k",
+    "similarity_top_k": "k",
+    "n_results": "k",
+    "where": "filter",
+    "model_name": "model",
+}
+
 
 def reject_unknown(owner: type[BaseModel], kwargs: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
     """Raise a one-line ``ValueError`` for a keyword argument that is not a field of ``owner`` (pydantic
@@ -27,7 +36,8 @@ def reject_unknown(owner: type[BaseModel], kwargs: Mapping[str, Any], extra: tup
             known.add(info.alias)
     unknown = sorted(set(kwargs) - known)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        synonym = _SYNONYMS.get(unknown[0])
+        close = [synonym] if synonym in known else difflib.get_close_matches(unknown[0], sorted(known), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ValueError(f"{owner.__name__} got an unknown argument '{unknown[0]}'{hint}")
 

@@ -50,7 +50,8 @@ def test_index_then_search_with_thoughts(indexed: dict[str, str]) -> None:
         "4",
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count("thought ") == 2 and "fused" in result.output and "bm25" in result.output
+    assert result.output.count("\nthought ") == 2 and "fused" in result.output and "bm25" in result.output
+    assert "thinking: auto: thought (no gate" in result.output  # the decision is shown
     # another think mode searches the same index (the mode changes the query side only)
     native = _invoke(
         "search",

@@ -169,3 +169,40 @@ def test_a_gate_does_not_change_the_index_fingerprint(tiny_adapter_dir: Path, tm
     assert adapter_checksum(folder) == before
     (folder / "adapter_config.json").write_text((folder / "adapter_config.json").read_text() + " ")
     assert adapter_checksum(folder) != before
+
+
+def test_eval_frontier_writes_the_plot_and_marks_the_default(
+    tiny_corpus: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "frontier"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "frontier",
+            str(tiny_corpus),
+            "--thoughts",
+            "1",
+            "--tokens",
+            "2",
+            "--latency-queries",
+            "1",
+            "--model",
+            str(tiny_model_dir),
+            "--db",
+            str(tmp_path / "db"),
+            "-o",
+            str(out),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    labels = [p["label"] for p in data["points"]]
+    assert "never" in labels and "never hybrid" in labels and "always 1x2 hybrid" in labels
+    # The model's own budget is always on the grid, and its auto + hybrid point is the marked default.
+    assert [p["label"] for p in data["points"] if p["default"]] == ["auto 3x64 hybrid"]
+    assert all(0.0 <= p["ndcg"] <= 1.0 and p["mean_ms"] > 0 for p in data["points"])
+    assert (out / "frontier.png").stat().st_size > 0 and "frontier.png" in (out / "report.md").read_text()
+    bad = CliRunner().invoke(app, ["eval", "frontier", str(tiny_corpus), "--thoughts", "one"])
+    assert bad.exit_code != 0 and "--thoughts takes whole numbers" in bad.output

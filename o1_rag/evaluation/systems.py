@@ -331,11 +331,15 @@ class O1System:
         thought = sum(d.think for d in self.decisions.values())
         return f"thought on {thought} of {len(self.decisions)} queries"
 
+    def db_path(self) -> str:
+        """The evaluation store's folder (``--db``, default ``$O1RAG_HOME/eval-db``)."""
+        return self.settings.db or str(o1rag_home() / "eval-db")
+
     def client(self) -> Any:
-        """The Chroma client of the evaluation store (``--db``, default ``$O1RAG_HOME/eval-db``)."""
+        """The Chroma client of the evaluation store."""
         from o1_rag.store import open_client
 
-        return open_client(self.settings.db or str(o1rag_home() / "eval-db"))
+        return open_client(self.db_path())
 
     def index(self, embedder: Any, corpus: list[Document]) -> Any:
         """The collection holding ``corpus`` for ``embedder``, indexed (resumably) when needed."""

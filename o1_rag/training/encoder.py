@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from o1_rag.training.recipe import RecipeError, read_recipe
+from o1_rag.training.recipe import RecipeError, read_recipe, record_base
 
 logger = logging.getLogger(__name__)
 
@@ -275,10 +275,7 @@ def save_encoder_adapter(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model[0].auto_model.save_pretrained(str(tmp))  # a PeftModel saves its adapter only
-    config_path = tmp / "adapter_config.json"
-    config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = recipe.base  # an alias, never this machine's path
-    config_path.write_text(json.dumps(config, indent=2))
+    record_base(tmp, recipe.base)
     meta = {
         "base": recipe.base,
         "separator": recipe.separator,

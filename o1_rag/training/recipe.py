@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from o1_rag.errors import O1RagError
+from o1_rag.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +258,14 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list[Any] | None = No
     return output
 
 
+def record_base(folder: str | Path, base: str) -> None:
+    """Make a saved peft adapter name its base as given (an alias or hub id), never this machine's path."""
+    config_path = Path(folder) / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    atomic_write(config_path, json.dumps(config, indent=2) + "\n")
+
+
 def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int, seconds: float) -> Path:
     """Adapter + tokenizer + o1 config + model card in ``recipe.output_dir``."""
     from o1_rag.config import O1Config
@@ -265,6 +274,7 @@ def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int,
 
     output = Path(recipe.output_dir)
     trainer.save_model(str(output))
+    record_base(output, recipe.base)
     tokenizer.save_pretrained(str(output))
     O1Config(
         prompt_format=PROMPT_FORMAT_VERSION,

@@ -69,6 +69,14 @@ class O1Embeddings(ThinkSettings, Embeddings):
         state["__pydantic_private__"] = {}
         return state
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A copy through the pickled state (the model is shared, the handles are made again)."""
+        import copy
+
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._setup()

@@ -159,35 +159,35 @@ def test_pickle_and_deepcopy(embedder: O1Embedder) -> None:
     import copy
     import pickle
 
-    from o1_rag.encoders import JointEncoder
-
     retriever = _retriever(embedder, k=2, think=False)
     expected = [d.id for d in retriever.invoke("aspirin")]
     clone = pickle.loads(pickle.dumps(retriever))
-    assert clone.embedder is embedder  # the process-wide registry shares the loaded model
+    assert clone.embedder.fingerprint == embedder.fingerprint  # loaded again by the same names
     assert [d.id for d in clone.invoke("aspirin")] == expected and clone.k == 2
     assert [d.id for d in copy.deepcopy(retriever).invoke("aspirin")] == expected
     embeddings = O1Embeddings(embedder=embedder, think=False)
     assert pickle.loads(pickle.dumps(embeddings)).embed_query("aspirin") == embeddings.embed_query("aspirin")
-    parts = O1Embedder(JointEncoder.__new__(JointEncoder))
+    parts = O1Embedder(embedder.encoder, embedder.thinker)
     with pytest.raises(TypeError, match="built from objects"):
         pickle.dumps(parts)
 
 
 def test_embeddings_send_thoughts_to_the_run_callbacks(embedder: O1Embedder) -> None:
+    from langchain_core.runnables import RunnableLambda
     from langchain_core.vectorstores import InMemoryVectorStore
 
     embeddings = O1Embeddings(embedder=embedder, think="always", num_thoughts=2, max_new_tokens=4)
     store = InMemoryVectorStore(embedding=embeddings)
     store.add_texts(["Aspirin thins the blood.", "Coffee keeps people awake."])
+    chain = RunnableLambda(lambda q: q.strip()) | store.as_retriever(search_kwargs={"k": 1})
     recorder = Recorder()
-    docs = store.as_retriever(search_kwargs={"k": 1}).invoke("aspirin", config={"callbacks": [recorder]})
+    docs = chain.invoke(" aspirin ", config={"callbacks": [recorder]})
     assert len(docs) == 1
     [(name, data)] = recorder.events
     assert name == "o1_thoughts" and data["query"] == "aspirin" and len(data["thoughts"]) == 2
     assert len(embeddings.embed_query("aspirin")) == embedder.dim  # outside a run: no callbacks, no error
     recorder = Recorder()
-    asyncio.run(store.as_retriever().ainvoke("coffee", config={"callbacks": [recorder]}))
+    asyncio.run(chain.ainvoke("coffee", config={"callbacks": [recorder]}))
     assert recorder.events and recorder.events[0][1]["query"] == "coffee"
 
 

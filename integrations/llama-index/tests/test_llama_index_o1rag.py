@@ -105,7 +105,7 @@ def test_pickle_round_trip(o1: O1Embedding) -> None:
     import pickle
 
     clone = pickle.loads(pickle.dumps(o1))
-    assert clone.embedder is o1.embedder
+    assert clone.embedder.fingerprint == o1.embedder.fingerprint  # loaded by the same names
     assert clone.get_text_embedding("aspirin") == o1.get_text_embedding("aspirin")
 
 

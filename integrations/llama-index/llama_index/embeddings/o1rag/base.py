@@ -108,6 +108,14 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         state["o1_embedder"] = self._embedder
         return state
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A copy through the pickled state (the model is shared, the handles are made again)."""
+        import copy
+
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         embedder = state.pop("o1_embedder")
         super().__setstate__(state)
