@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from test_langchain_standard import FAST, indexed_db
+from lc_tiny import FAST, indexed_db
 
 import langchain_o1rag
 from langchain_o1rag import O1Embeddings, O1Retriever

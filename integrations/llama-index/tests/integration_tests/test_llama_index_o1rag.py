@@ -1,3 +1,5 @@
+"""O1Embedding with LlamaIndex indexes, Chroma and instrumentation (offline, tiny test model)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from llama_index.core import Settings, StorageContext, VectorStoreIndex
-from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import Document
 
 from llama_index.embeddings.o1rag import O1Embedding
@@ -15,30 +16,6 @@ from o1_rag.embedder import O1Embedder
 from o1_rag.errors import FingerprintMismatchError, StoreError
 from o1_rag.store import O1Collection, index_documents, open_client
 from o1_rag.testing import shared_tiny_model
-
-FAST = {"num_thoughts": 2, "max_new_tokens": 4, "use_cache": False}
-
-
-@pytest.fixture(scope="module")
-def embedder() -> O1Embedder:
-    return O1Embedder.from_pretrained(str(shared_tiny_model()), device="cpu", cache=False)
-
-
-@pytest.fixture
-def o1(embedder: O1Embedder) -> O1Embedding:
-    return O1Embedding(embedder=embedder, model_name=str(shared_tiny_model()), **FAST)
-
-
-def test_is_a_base_embedding(o1: O1Embedding) -> None:
-    assert isinstance(o1, BaseEmbedding) and O1Embedding.class_name() == "O1Embedding"
-
-
-def test_to_dict_round_trip(o1: O1Embedding, embedder: O1Embedder) -> None:
-    data = o1.to_dict()
-    assert data["class_name"] == "O1Embedding" and data["num_thoughts"] == 2
-    again = O1Embedding.from_dict(data, embedder=embedder)
-    assert again.to_dict() == data
-    np.testing.assert_allclose(again.get_text_embedding("x"), o1.get_text_embedding("x"), atol=1e-6)
 
 
 def test_query_thinks_and_texts_do_not(o1: O1Embedding, embedder: O1Embedder) -> None:
@@ -91,22 +68,7 @@ def test_collection_built_by_o1rag_index(o1: O1Embedding, embedder: O1Embedder, 
         str(shared_tiny_model()), device="cpu", cache=False, max_document_tokens=8
     )
     with pytest.raises(FingerprintMismatchError):
-        O1Embedding(embedder=other, **FAST).chroma_vector_store("built", persist_dir=str(tmp_path))
-
-
-def test_unknown_arguments_are_rejected(embedder: O1Embedder) -> None:
-    with pytest.raises(ValueError, match="O1Embedding got an unknown argument 'num_thought' \\(did you mean"):
-        O1Embedding(embedder=embedder, num_thought=1)
-    with pytest.raises(ValueError, match="got an unknown argument 'model'"):
-        O1Embedding(embedder=embedder, model="o1-minilm")  # LlamaIndex's field is model_name
-
-
-def test_pickle_round_trip(o1: O1Embedding) -> None:
-    import pickle
-
-    clone = pickle.loads(pickle.dumps(o1))
-    assert clone.embedder.fingerprint == o1.embedder.fingerprint  # loaded by the same names
-    assert clone.get_text_embedding("aspirin") == o1.get_text_embedding("aspirin")
+        O1Embedding(embedder=other, use_cache=False).chroma_vector_store("built", persist_dir=str(tmp_path))
 
 
 def test_thoughts_are_instrumentation_events(o1: O1Embedding) -> None:
