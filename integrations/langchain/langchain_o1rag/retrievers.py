@@ -114,6 +114,17 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         super().__init__(**kwargs)
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
 
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """``langchain_core.load.dumps`` writes the constructor arguments (objects such as an ``llm`` or a
+        ready ``embedder`` are left out as not serialisable); ``loads(..., allowed_objects=[O1Retriever],
+        valid_namespaces=["langchain_o1rag"])`` builds the retriever again."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_o1rag", "retrievers"]
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the settings and the embedder (reloaded by name); the Chroma handle and the batcher are
         made again on unpickling."""

@@ -206,3 +206,18 @@ def test_ensemble_keeps_the_thoughts_when_o1_comes_first(embedder: O1Embedder) -
     ensemble = ensemble_module.EnsembleRetriever(retrievers=[o1, Plain()], weights=[0.5, 0.5])
     fused = ensemble.invoke("aspirin study")
     assert len(fused) == len(same) and all(len(d.metadata["o1_thoughts"]) == 2 for d in fused)
+
+
+def test_langchain_dumps_and_loads(tmp_path: Path) -> None:
+    from langchain_core.load import dumps, loads
+
+    retriever = O1Retriever(
+        model=str(shared_tiny_model()), collection_name="lc-tiny", persist_directory=indexed_db(), k=2, **FAST
+    )
+    text = dumps(retriever)
+    assert '"not_implemented"' not in text and "lc-tiny" in text
+    again = loads(text, allowed_objects=[O1Retriever], valid_namespaces=["langchain_o1rag"])
+    assert isinstance(again, O1Retriever) and again.k == 2
+    assert [d.id for d in again.invoke("aspirin", think="never")] == [
+        d.id for d in retriever.invoke("aspirin", think="never")
+    ]
