@@ -37,7 +37,7 @@ def search(
     collection: O1Collection,
     queries: Sequence[str],
     k: int = 10,
-    think: bool | str = True,
+    think: bool | str = "auto",
     params: ThinkParams | None = None,
     where: dict[str, Any] | None = None,
     use_cache: bool = True,
@@ -46,9 +46,9 @@ def search(
 ) -> list[QueryResult]:
     """Think, embed and search ``collection`` for each query.
 
-    ``think``: ``"always"`` (or True), ``"never"`` (or False) or ``"auto"``: the query-only embedding
-    searches first, and the embedder's gate decides from those hits which queries think (every query, when
-    the embedder has no gate). Each result records the decision.
+    ``think``: ``"always"`` (or True), ``"never"`` (or False) or ``"auto"`` (default): the query-only
+    embedding searches first, and the embedder's gate decides from those hits which queries think (every
+    query, when the embedder has no gate). Each result records the decision.
 
     ``query_weight`` overrides the embedder's share of the query-only vector for this call. With
     ``lexical`` (the collection's ``o1_rag.lexical.lexical_index``), the dense hits are fused with BM25's

@@ -169,10 +169,17 @@ def bench_core(
 
     probe = queries[:probes]
     nothink = [_timed(lambda q=q: search(emb, col, [q], k=10, think=False)) for q in probe]
-    cold = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params, use_cache=False)) for q in probe]
+    cold = [
+        _timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params, use_cache=False))
+        for q in probe
+    ]
     for q in probe:
-        search(emb, col, [q], k=10, params=params)  # fill the cache
-    warm = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params)) for q in probe for _ in range(3)]
+        search(emb, col, [q], k=10, think="always", params=params)  # fill the cache
+    warm = [
+        _timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params))
+        for q in probe
+        for _ in range(3)
+    ]
     n50, n95 = _pcts(nothink)
     for label, samples, target in (("think, cache off", cold, ""), ("think, warm cache", warm, "<= 1.5x")):
         p50, p95 = _pcts(samples)
@@ -204,10 +211,17 @@ def _latencies(
     emb: O1Embedder, col: O1Collection, probe: list[str], params: ThinkParams
 ) -> tuple[float, float]:
     """p50 seconds of a thinking search with the cache off, and with a warm cache."""
-    cold = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params, use_cache=False)) for q in probe]
+    cold = [
+        _timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params, use_cache=False))
+        for q in probe
+    ]
     for q in probe:
-        search(emb, col, [q], k=10, params=params)  # fill the cache
-    warm = [_timed(lambda q=q: search(emb, col, [q], k=10, params=params)) for q in probe for _ in range(3)]
+        search(emb, col, [q], k=10, think="always", params=params)  # fill the cache
+    warm = [
+        _timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params))
+        for q in probe
+        for _ in range(3)
+    ]
     return _pcts(cold)[0], _pcts(warm)[0]
 
 
