@@ -113,6 +113,7 @@ class O1Embedder:
         self.defaults = ThinkParams(num_thoughts, max_new_tokens)
         self.name = name or encoder.describe()
         self._lock = threading.RLock()
+        self.progress: Callable[[int, int], None] | None = None  # told (done, total) while thinking
         self._spec: dict[str, Any] | None = None  # how from_pretrained loaded it (for pickling)
         self._spec_thinker: Thinker | None = None
 
@@ -441,7 +442,9 @@ class O1Embedder:
         if batch_size and saved is not None:
             thinker.generation_batch_size = batch_size
         try:
-            return think_cached(thinker, queries, params, self.cache if use_cache else None)
+            return think_cached(
+                thinker, queries, params, self.cache if use_cache else None, progress=self.progress
+            )
         finally:
             if batch_size and saved is not None:
                 thinker.generation_batch_size = saved

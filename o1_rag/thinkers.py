@@ -158,20 +158,33 @@ class Thinker(ABC):
 
 
 def think_cached(
-    thinker: Thinker, queries: list[str], params: ThinkParams, cache: Any = None
+    thinker: Thinker,
+    queries: list[str],
+    params: ThinkParams,
+    cache: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 64,
 ) -> list[list[str]]:
     """``thinker.think`` through a ``ThoughtCache`` (None: no cache): cached queries are looked up, the
-    others generated and stored, keyed by the thinker's identity and the resolved settings."""
+    others generated and stored, keyed by the thinker's identity and the resolved settings.
+
+    Missing queries are generated ``chunk`` at a time, each chunk stored as soon as it is written (an
+    interrupted run keeps what it wrote); ``progress(done, to_generate)`` is told after each chunk."""
     params = thinker.resolve(params)
     key = thinker.cache_params(params)
     unique = list(dict.fromkeys(queries))
     found = cache.get_many(thinker.cache_id, key, unique) if cache is not None else {}
     missing = [q for q in unique if q not in found]
-    if missing:
-        generated = dict(zip(missing, thinker.think(missing, params), strict=True))
+    if progress is not None and missing:
+        progress(0, len(missing))
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        generated = dict(zip(part, thinker.think(part, params), strict=True))
         if cache is not None:
             cache.put_many(thinker.cache_id, key, generated)
         found.update(generated)
+        if progress is not None:
+            progress(start + len(part), len(missing))
     return [list(found[q]) for q in queries]
 
 

@@ -294,3 +294,30 @@ def test_committee_member_can_be_the_default_encoder(tiny_encoder_dir: Path) -> 
     assert default.thinker is None and "+adapter:" in default.fingerprint_fields["model"]
     same = SentenceTransformerEncoder("o1-minilm", device="cpu")  # what `synth --dense o1-minilm` loads
     assert same.fingerprint_fields == default.fingerprint_fields
+
+
+def test_think_cached_writes_chunk_by_chunk_and_reports_progress(tmp_path) -> None:
+    from o1_rag.cache import ThoughtCache
+    from o1_rag.thinkers import CallableThinker, ThinkParams, think_cached
+
+    calls: list[int] = []
+
+    def generate(prompts, params):  # type: ignore[no-untyped-def]
+        calls.append(len(prompts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while writing the third chunk
+        return [f"thought about {p[-12:]}" for p in prompts]
+
+    thinker = CallableThinker(generate, "counting")
+    cache = ThoughtCache(tmp_path / "thoughts.sqlite")
+    queries = [f"query number {i}" for i in range(10)]
+    seen: list[tuple[int, int]] = []
+    params = ThinkParams(num_thoughts=1, max_new_tokens=8)
+    with pytest.raises(KeyboardInterrupt):
+        think_cached(thinker, queries, params, cache, progress=lambda d, t: seen.append((d, t)), chunk=4)
+    assert seen == [(0, 10), (4, 10), (8, 10)]
+    calls.clear()
+    calls.append(-1)  # the rerun must not be interrupted: skip the third-call trigger
+    again = think_cached(thinker, queries, params, cache, chunk=4)
+    assert calls[1:] == [2]  # only the two queries of the interrupted chunk are generated again
+    assert len(again) == 10 and all(len(t) == 1 for t in again)

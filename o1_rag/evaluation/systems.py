@@ -360,6 +360,17 @@ class O1System:
         collection = self.index(embedder, corpus)  # the think mode changes queries only, not documents
         if self.think_mode is not None:
             embedder = s.embedder(s.model, s.adapter, self.think_mode)
+        progress = s.progress
+        embedder.progress = (
+            (lambda done, total: progress(f"{self.name}: thinking", done, total)) if progress else None
+        )
+        try:
+            return self._retrieve(embedder, collection, queries, k)
+        finally:
+            embedder.progress = None
+
+    def _retrieve(self, embedder: Any, collection: Any, queries: dict[str, str], k: int) -> Ranking:
+        s = self.settings
         qids = list(queries)
         texts = [queries[q] for q in qids]
         stored = None

@@ -96,12 +96,12 @@ def thinker_thoughts(
         recipe.num_thoughts, recipe.max_new_tokens, recipe.temperature, seed=recipe.think_seed
     )
     unique = list(dict.fromkeys(queries))
-    out: dict[str, list[str]] = {}
-    for start in range(0, len(unique), chunk):
-        part = unique[start : start + chunk]
-        out.update(zip(part, think_cached(thinker, part, params, cache), strict=True))
-        logger.info("thoughts for %d / %d training queries", min(start + chunk, len(unique)), len(unique))
-    return out
+
+    def report(done: int, total: int) -> None:
+        logger.info("thoughts written for %d / %d training queries not yet cached", done, total)
+
+    thoughts = think_cached(thinker, unique, params, cache, progress=report, chunk=chunk)
+    return dict(zip(unique, thoughts, strict=True))
 
 
 def training_rows(
