@@ -204,7 +204,7 @@ class O1Embedder:
         and deep-copied: the copy loads the same names again, once per process (a process-wide registry
         shares the loaded models).
         """
-        spec = {
+        names = {
             "model": model,
             "adapter": adapter,
             "thinker": thinker,
@@ -219,32 +219,6 @@ class O1Embedder:
             "repetition_penalty": repetition_penalty,
             **settings,
         }
-        embedder = cls._load_pretrained(**spec)
-        plain = all(v is None or isinstance(v, str | bool | int | float) for v in spec.values())
-        if plain:
-            embedder._spec = spec
-            embedder._spec_thinker = embedder.thinker
-        return embedder
-
-    @classmethod
-    def _load_pretrained(
-        cls,
-        model: str = DEFAULT_MODEL,
-        adapter: str | None = None,
-        *,
-        thinker: Thinker | str | bool | None = None,
-        encoder: Encoder | str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        cache: ThoughtCache | str | Path | bool | None = True,
-        think_mode: str | None = None,
-        query_weight: float | None = None,
-        repetition_penalty: float | None = None,
-        **settings: Any,
-    ) -> O1Embedder:
-        """``from_pretrained`` without the bookkeeping that makes the result picklable."""
         cache_obj = _open_cache(cache)
         common = {
             "device": device,
@@ -259,15 +233,18 @@ class O1Embedder:
             loaded = load_model(model, adapter=adapter, **common)
             if isinstance(thinker, str):
                 thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
-            return cls.from_loaded(
-                loaded,
-                model_name=model,
-                think_mode=think_mode,
-                repetition_penalty=repetition_penalty,
-                query_weight=query_weight,
-                cache=cache_obj,
-                thinker=thinker,
-                **settings,
+            return cls._remember(
+                names,
+                cls.from_loaded(
+                    loaded,
+                    model_name=model,
+                    think_mode=think_mode,
+                    repetition_penalty=repetition_penalty,
+                    query_weight=query_weight,
+                    cache=cache_obj,
+                    thinker=thinker,
+                    **settings,
+                ),
             )
         config = composed.config() if composed is not None else O1Config()
         if encoder is None or isinstance(encoder, str):
@@ -303,7 +280,17 @@ class O1Embedder:
         if composed is not None and own_thinker:  # the shipped gate judges the shipped thinker's thoughts
             gate_path = ADAPTERS_DIR / composed.folder / GATE_FILE
             gate = ThinkGate.load(gate_path) if gate_path.is_file() else None
-        return cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name, gate)
+        return cls._remember(
+            names, cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name, gate)
+        )
+
+    @staticmethod
+    def _remember(spec: dict[str, Any], embedder: O1Embedder) -> O1Embedder:
+        """Keep how an embedder was loaded when that was by names only (what makes it picklable)."""
+        if all(v is None or isinstance(v, str | bool | int | float) for v in spec.values()):
+            embedder._spec = spec
+            embedder._spec_thinker = embedder.thinker
+        return embedder
 
     @classmethod
     def _with_defaults(

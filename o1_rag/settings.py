@@ -69,6 +69,34 @@ class ThinkSettings(BaseModel):
     )
     use_cache: bool = Field(default=True, description="Use the persistent thought cache.")
 
+    # Pickling and deep copies (one protocol for the three integration classes): the fields travel, the
+    # private handles (Chroma, batchers) do not; ``_pickled_private`` names private values to carry along
+    # (e.g. an embedder held privately) and ``_restore`` rebuilds the rest after unpickling.
+    def _pickled_private(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, carried: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {}
+        state["o1rag_private"] = self._pickled_private()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        carried = state.pop("o1rag_private", {})
+        super().__setstate__(state)
+        self._restore(carried)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A copy through the pickled state (the model is shared, the handles are made again)."""
+        import copy
+
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
+
     def think_choice(self) -> str:
         """``"auto"``, ``"always"`` or ``"never"``."""
         from o1_rag.gate import think_choice

@@ -63,22 +63,7 @@ class O1Embeddings(ThinkSettings, Embeddings):
         super().__init__(**kwargs)
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings and the embedder (reloaded by name); the batcher is made again."""
-        state = super().__getstate__()
-        state["__pydantic_private__"] = {}
-        return state
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        """A copy through the pickled state (the model is shared, the handles are made again)."""
-        import copy
-
-        clone = type(self).__new__(type(self))
-        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return clone
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+    def _restore(self, carried: dict[str, Any]) -> None:
         self._setup()
 
     def _setup(self) -> None:

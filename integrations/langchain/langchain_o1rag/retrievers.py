@@ -125,23 +125,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     def get_lc_namespace(cls) -> list[str]:
         return ["langchain_o1rag", "retrievers"]
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings and the embedder (reloaded by name); the Chroma handle and the batcher are
-        made again on unpickling."""
-        state = super().__getstate__()
-        state["__pydantic_private__"] = {}
-        return state
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        """A copy through the pickled state (the model is shared, the handles are made again)."""
-        import copy
-
-        clone = type(self).__new__(type(self))
-        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return clone
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+    def _restore(self, carried: dict[str, Any]) -> None:
         self._lexical_db = None
         self._setup()
 

@@ -101,25 +101,11 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
         self._last_thoughts = OrderedDict()
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings and the embedder (reloaded by name); the batcher is made again."""
-        state = super().__getstate__()
-        state["__pydantic_private__"] = {}
-        state["o1_embedder"] = self._embedder
-        return state
+    def _pickled_private(self) -> dict[str, Any]:
+        return {"embedder": self._embedder}
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        """A copy through the pickled state (the model is shared, the handles are made again)."""
-        import copy
-
-        clone = type(self).__new__(type(self))
-        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return clone
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        embedder = state.pop("o1_embedder")
-        super().__setstate__(state)
-        self._embedder = embedder
+    def _restore(self, carried: dict[str, Any]) -> None:
+        self._embedder = carried["embedder"]
         self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
         self._last_thoughts = OrderedDict()
 
