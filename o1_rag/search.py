@@ -75,23 +75,46 @@ def search(
     else:
         vectors = embedder.embed_queries(queries, think=False)
         probe = collection.search(vectors, k=TOP, where=where)
-        decisions = [
-            embedder.gate.decide(q, [h.score for h in row]) for q, row in zip(queries, probe, strict=True)
-        ]
-        chosen = [i for i, d in enumerate(decisions) if d.think]
-        if chosen:
-            thought_vectors, chosen_thoughts = embedder.think_and_embed(
-                [queries[i] for i in chosen], params, use_cache=use_cache, query_weight=query_weight
-            )
-            vectors = vectors.copy()
-            for row, i in enumerate(chosen):
-                vectors[i] = thought_vectors[row]
-                thoughts[i] = chosen_thoughts[row]
+        tops = [[h.score for h in row] for row in probe]
+        vectors, thoughts, decisions = think_where_gated(
+            embedder, queries, vectors, tops, params, use_cache, query_weight
+        )
     if lexical is None:
         hits = collection.search(vectors, k=k, where=where)
     else:
         hits = hybrid_hits(collection, lexical, queries, vectors, k, where)
     return [QueryResult(q, h, t, d) for q, h, t, d in zip(queries, hits, thoughts, decisions, strict=True)]
+
+
+def think_where_gated(
+    embedder: O1Embedder,
+    queries: Sequence[str],
+    vectors: Any,
+    top_scores: Sequence[Sequence[float]],
+    params: ThinkParams | None = None,
+    use_cache: bool = True,
+    query_weight: float | None = None,
+) -> tuple[Any, list[list[str]], list[GateDecision]]:
+    """``think="auto"``: given the query-only ``vectors`` and each query's query-only top scores (best
+    first), the embedder's gate picks the queries that think (all of them without a gate); their vectors
+    are replaced by the thinking ones. Returns the vectors, the thoughts (empty where none) and the
+    decisions."""
+    gate = embedder.gate
+    decisions = [
+        gate.decide(q, list(top)[:TOP]) if gate is not None else GateDecision(True, "auto")
+        for q, top in zip(queries, top_scores, strict=True)
+    ]
+    thoughts: list[list[str]] = [[] for _ in queries]
+    chosen = [i for i, d in enumerate(decisions) if d.think]
+    if chosen:
+        thought_vectors, chosen_thoughts = embedder.think_and_embed(
+            [queries[i] for i in chosen], params, use_cache=use_cache, query_weight=query_weight
+        )
+        vectors = vectors.copy()
+        for row, i in enumerate(chosen):
+            vectors[i] = thought_vectors[row]
+            thoughts[i] = chosen_thoughts[row]
+    return vectors, thoughts, decisions
 
 
 def hybrid_hits(

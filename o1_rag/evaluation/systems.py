@@ -399,25 +399,19 @@ class O1System:
         self, embedder: Any, texts: list[str], qids: list[str], run: Callable[..., Ranking], k: int
     ) -> Ranking:
         """``think="auto"``: the gate decides from the query-only hits which queries think."""
-        from o1_rag.gate import TOP, GateDecision
+        from o1_rag.gate import TOP
+        from o1_rag.search import think_where_gated
 
         vectors = embedder.embed_queries(texts, think=False)
         probe = run(vectors, max(TOP, k))
-        for qid, text in zip(qids, texts, strict=True):
-            top = sorted(probe[qid].values(), reverse=True)[:TOP]
-            self.decisions[qid] = (
-                embedder.gate.decide(text, top) if embedder.gate is not None else GateDecision(True, "auto")
-            )
-        chosen = [i for i, qid in enumerate(qids) if self.decisions[qid].think]
-        if not chosen:
-            return probe
-        thought_vectors, thoughts = embedder.think_and_embed(
-            [texts[i] for i in chosen], self.settings.think_params(), query_weight=self.query_weight
+        tops = [sorted(probe[qid].values(), reverse=True) for qid in qids]
+        vectors, thoughts, decisions = think_where_gated(
+            embedder, texts, vectors, tops, self.settings.think_params(), query_weight=self.query_weight
         )
-        vectors = vectors.copy()
-        for row, i in enumerate(chosen):
-            vectors[i] = thought_vectors[row]
-            self.thoughts[qids[i]] = thoughts[row]
+        self.decisions.update(zip(qids, decisions, strict=True))
+        self.thoughts.update((qid, t) for qid, t in zip(qids, thoughts, strict=True) if t)
+        if not any(d.think for d in decisions):
+            return probe
         return run(vectors, k)
 
 
