@@ -98,9 +98,10 @@ def shared_tiny_model() -> Path:
     return build_tiny_model(root / "model", tokenizer_dir)
 
 
-def build_tiny_encoder(folder: Path, seed: int = 0) -> Path:
+def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     """Save a random 2-layer BERT (hidden size 32) with the bundled all-MiniLM-L6-v2 tokenizer as a
-    sentence-transformers model (mean pooling) in ``folder``."""
+    sentence-transformers model (mean pooling) in ``folder``; ``dropout=0`` makes training deterministic
+    (tests that compare runs)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -122,6 +123,8 @@ def build_tiny_encoder(folder: Path, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=256,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     raw = folder / "raw"

@@ -121,24 +121,63 @@ def training_rows(
     return rows
 
 
+def encoder_training_args(recipe: EncoderRecipe) -> Any:
+    """The trainer's arguments; creating them joins the process group when launched by ``torchrun`` or
+    ``accelerate launch``."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers.training_args import BatchSamplers
+
+    from o1_rag.models import pick_device
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=recipe.output_dir,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        warmup_ratio=recipe.warmup_ratio,
+        logging_steps=recipe.logging_steps,
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        seed=recipe.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        use_cpu=pick_device(recipe.device) == "cpu",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
 def build_encoder_trainer(
-    recipe: EncoderRecipe, rows: dict[str, list[str]], model: Any = None, callbacks: list[Any] | None = None
+    recipe: EncoderRecipe,
+    rows: dict[str, list[str]],
+    model: Any = None,
+    callbacks: list[Any] | None = None,
+    args: Any = None,
 ) -> Any:
-    """A ``SentenceTransformerTrainer`` over ``rows`` with a LoRA adapter on ``recipe.base``."""
+    """A ``SentenceTransformerTrainer`` over ``rows`` with a LoRA adapter on ``recipe.base``.
+
+    Launched on several processes, the loss gathers every process's anchors, positives and negatives, so
+    each anchor sees the whole global batch as negatives (as one process with all of it would).
+    """
     from datasets import Dataset
     from peft import LoraConfig, TaskType
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import set_seed
 
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     except ImportError:  # pragma: no cover - older releases
         from sentence_transformers.losses import MultipleNegativesRankingLoss
-        from sentence_transformers.training_args import BatchSamplers
 
     from o1_rag.encoders import resolve_encoder_path
     from o1_rag.models import pick_device
+    from o1_rag.training.losses import world_size
 
+    args = args or encoder_training_args(recipe)
     device = pick_device(recipe.device)
     if model is None:
         from sentence_transformers import SentenceTransformer
@@ -151,6 +190,7 @@ def build_encoder_trainer(
     from o1_rag.encoders import replace_backbone
 
     module = model[0]
+    set_seed(recipe.seed)  # the LoRA initialisation: the same run on one or many processes, every time
     replace_backbone(
         module,
         get_peft_model(
@@ -163,22 +203,6 @@ def build_encoder_trainer(
                 target_modules=list(recipe.target_modules),
             ),
         ),
-    )
-    args = SentenceTransformerTrainingArguments(
-        output_dir=recipe.output_dir,
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        warmup_ratio=recipe.warmup_ratio,
-        logging_steps=recipe.logging_steps,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        seed=recipe.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        use_cpu=device == "cpu",
-        report_to="none",
-        disable_tqdm=True,
     )
 
     class LoraTrainer(SentenceTransformerTrainer):
@@ -197,7 +221,7 @@ def build_encoder_trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_dict(rows),
-        loss=MultipleNegativesRankingLoss(model),
+        loss=MultipleNegativesRankingLoss(model, gather_across_devices=world_size() > 1),
         callbacks=callbacks,
     )
     return trainer
@@ -215,21 +239,32 @@ def train_encoder(
 
     from o1_rag.training.data import load_examples
 
+    args = encoder_training_args(recipe)
     examples = load_examples(recipe.train_files, data_root=recipe.data_root or None)
-    thoughts = thinker_thoughts(recipe, [e["query"] for e in examples], thinker)
+    # one process writes the thoughts into the cache; the others wait, then read them from it
+    with args.main_process_first(local=False, desc="thoughts of the training queries"):
+        thoughts = thinker_thoughts(recipe, [e["query"] for e in examples], thinker)
     rows = training_rows(examples, thoughts, recipe)
     output = Path(recipe.output_dir)
     checkpoint = get_last_checkpoint(str(output)) if resume and output.is_dir() else None
     if resume and checkpoint is None:
         logger.warning("no checkpoint in %s: starting from scratch", output)
-    trainer = build_encoder_trainer(recipe, rows, callbacks=callbacks)
+    trainer = build_encoder_trainer(recipe, rows, callbacks=callbacks, args=args)
+    if checkpoint is not None:
+        logger.info("process %d resumes from %s", args.process_index, checkpoint)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     final = output / "final"
-    if trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():  # one writer; the other processes only trained
         history = [h for h in trainer.state.log_history if "loss" in h]
         seconds = time.perf_counter() - started
         save_encoder_adapter(trainer.model, final, recipe, len(rows["anchor"]), seconds, history)
+        logger.info(
+            "process %d of %d wrote the adapter at step %d",
+            args.process_index,
+            args.world_size,
+            trainer.state.global_step,
+        )
     return final
 
 

@@ -28,9 +28,9 @@ def info_nce(
     return F.cross_entropy(scores.float(), targets)
 
 
-def thought_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def thought_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Next-token cross-entropy where ``labels`` (already aligned to ``logits``) is not -100."""
-    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+    return F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction=reduction)
 
 
 def teacher_kl(candidate_scores: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -65,11 +65,18 @@ def joint_loss(
     return JointLoss(total, contrastive, lm, kl)
 
 
+def world_size() -> int:
+    """Processes in the default process group (1 when not distributed)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every process; the local slice keeps its gradient (for more negatives)."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_size() == 1:
         return tensor
     parts = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor.contiguous())

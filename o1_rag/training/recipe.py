@@ -177,7 +177,7 @@ def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
     import inspect
 
     import torch
-    from transformers import TrainingArguments
+    from transformers import TrainingArguments, set_seed
 
     from o1_rag.models import pick_device
     from o1_rag.prompts import O1Format
@@ -186,6 +186,7 @@ def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
 
     output = Path(recipe.output_dir)
     examples = load_examples(recipe.train_files, data_root=recipe.data_root or None)
+    set_seed(recipe.seed)  # the LoRA initialisation: the same run on one or many processes, every time
     model, tokenizer = build_model(recipe)
     fmt = O1Format(tokenizer, recipe.max_query_tokens, recipe.max_thought_tokens, recipe.max_document_tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -251,10 +252,18 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list[Any] | None = No
     trainer, tokenizer, n_examples = prepare(recipe)
     for callback in callbacks or []:
         trainer.add_callback(callback)
+    if checkpoint is not None:
+        logger.info("process %d resumes from %s", trainer.args.process_index, checkpoint)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
-    if trainer.is_world_process_zero():
+    if trainer.is_world_process_zero():  # one writer; the other processes only trained
         save_artifact(trainer, tokenizer, recipe, n_examples, time.perf_counter() - started)
+        logger.info(
+            "process %d of %d wrote the adapter at step %d",
+            trainer.args.process_index,
+            trainer.args.world_size,
+            trainer.state.global_step,
+        )
     return output
 
 
