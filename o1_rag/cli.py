@@ -86,6 +86,14 @@ ThinkerUrlOpt = Annotated[
     str | None,
     typer.Option("--thinker-url", help="OpenAI-compatible base URL of a thinker (e.g. http://host:8000/v1)."),
 ]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        help="Requests in flight at once to the server of --thinker-url / --expert-url.",
+    ),
+]
 ApiKeyEnvOpt = Annotated[
     str | None,
     typer.Option(
@@ -212,6 +220,7 @@ def _embedder(
     encoder: str | None = None,
     think: bool = True,
     api_key_env: str | None = None,
+    concurrency: int = 8,
 ) -> Any:
     from o1_rag.embedder import O1Embedder
     from o1_rag.prompts import THINK_MODES
@@ -222,7 +231,7 @@ def _embedder(
     return O1Embedder.from_pretrained(
         model,
         adapter,
-        thinker=thinker_from_options(thinker, thinker_url, api_key_env) if think else False,
+        thinker=thinker_from_options(thinker, thinker_url, api_key_env, concurrency) if think else False,
         encoder=encoder,
         device=device,
         cache=not no_cache,
@@ -426,6 +435,7 @@ def search(
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
     encoder: EncoderOpt = None,
     db: DbOpt = None,
     chroma_host: HostOpt = None,
@@ -461,6 +471,7 @@ def search(
             encoder,
             think=mode != "never",
             api_key_env=api_key_env,
+            concurrency=concurrency,
         )
         if query_weight is not None:
             embedder.query_weight = query_weight
@@ -549,6 +560,7 @@ def think(
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
     device: DeviceOpt = "auto",
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
@@ -562,7 +574,15 @@ def think(
         check_query(text)
         params = _think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
         embedder = _embedder(
-            model, adapter, device, no_cache, think_mode, thinker, thinker_url, api_key_env=api_key_env
+            model,
+            adapter,
+            device,
+            no_cache,
+            think_mode,
+            thinker,
+            thinker_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
         )
         [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
@@ -667,6 +687,7 @@ def eval_ir(
     thinker: ThinkerOpt = None,
     thinker_url: ThinkerUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
     encoder: EncoderOpt = None,
     db: DbOpt = None,
     device: DeviceOpt = "auto",
@@ -687,6 +708,7 @@ def eval_ir(
             thinker=thinker,
             thinker_url=thinker_url,
             api_key_env=api_key_env,
+            concurrency=concurrency,
             encoder=encoder,
             generator=generator,
             device=device,
@@ -953,6 +975,7 @@ def synth(
         str | None, typer.Option("--expert-url", help="OpenAI-compatible base URL.")
     ] = None,
     api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
     expert_model: Annotated[
         str, typer.Option("--expert-model", help="Model name at --expert-url.")
     ] = "default",
@@ -1013,7 +1036,12 @@ def synth(
             members.append(bm25)
         drafter = (
             EndpointExpert(
-                expert_url, expert_model, max_new_tokens, temperature, api_key=_api_key(api_key_env)
+                expert_url,
+                expert_model,
+                max_new_tokens,
+                temperature,
+                api_key=_api_key(api_key_env),
+                workers=concurrency,
             )
             if expert_url
             else LocalExpert(expert, device, max_new_tokens, temperature, batch_size=batch_size)
@@ -1171,7 +1199,7 @@ def train_gate_cmd(
 @app.command()
 def bench(
     suites: Annotated[
-        str, typer.Option("--suites", help="Comma-separated: core, compare, langchain, train, think.")
+        str, typer.Option("--suites", help="Comma-separated: core, compare, langchain, train, think, ray.")
     ] = "core,compare,langchain",
     data: Annotated[
         Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")

@@ -464,12 +464,13 @@ class CallableThinker(Thinker):
 
 
 def thinker_from_options(
-    name: str | None, url: str | None, api_key_env: str | None = None
+    name: str | None, url: str | None, api_key_env: str | None = None, concurrency: int = 8
 ) -> Thinker | str | None:
-    """What ``--thinker`` / ``--thinker-url`` / ``--api-key-env`` ask for: an ``EndpointThinker`` when a URL
-    is given (``name`` is the model there), else the local model name (or None for the model's own)."""
+    """What ``--thinker`` / ``--thinker-url`` / ``--api-key-env`` / ``--concurrency`` ask for: an
+    ``EndpointThinker`` when a URL is given (``name`` is the model there), else the local model name (or
+    None for the model's own)."""
     if url:
         if not name:
             raise ValueError("--thinker-url needs --thinker: the model name the server serves")
-        return EndpointThinker(url, name, api_key_env=api_key_env)
+        return EndpointThinker(url, name, api_key_env=api_key_env, concurrency=concurrency)
     return name

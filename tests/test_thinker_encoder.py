@@ -321,3 +321,17 @@ def test_think_cached_writes_chunk_by_chunk_and_reports_progress(tmp_path) -> No
     again = think_cached(thinker, queries, params, cache, chunk=4)
     assert calls[1:] == [2]  # only the two queries of the interrupted chunk are generated again
     assert len(again) == 10 and all(len(t) == 1 for t in again)
+
+
+def test_concurrency_option_reaches_the_endpoint_thinker() -> None:
+    from typer.testing import CliRunner
+
+    from o1_rag.cli import app
+    from o1_rag.thinkers import thinker_from_options
+
+    thinker = thinker_from_options("served-model", "http://127.0.0.1:9/v1", concurrency=3)
+    assert isinstance(thinker, EndpointThinker) and thinker.concurrency == 3
+    result = CliRunner().invoke(
+        app, ["think", "q", "--thinker", "m", "--thinker-url", "http://x/v1", "--concurrency", "0"]
+    )
+    assert result.exit_code == 2 and "--concurrency" in result.output

@@ -9,6 +9,8 @@ Suites:
 - ``think``: mean and p95 latency of one search with the thought cache off, for ``think`` never / auto /
   always, dense and hybrid, over the same queries with the model's own thinking settings; auto against
   always as a ratio, and how many queries auto thought on.
+- ``ray``: indexing docs/s with ``o1rag index --ray local`` (1 and 2 encoder actors, one CPU each, start-up
+  of the actors included, Ray itself already started) against the single-process index of the same texts.
 - ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
   cost of the joint single forward (``<query>q</query><emb><thought>t{eos}<emb>`` gives the thought's LM
@@ -469,6 +471,43 @@ def bench_training(
     ]
 
 
+def bench_ray(
+    emb: O1Embedder, docs: list[Document], workdir: Path, model: str, adapter: str | None, device: str
+) -> list[Row]:
+    """The ray suite (see the module docstring)."""
+    import json
+
+    from o1_rag.ray_index import EncoderSpec, connect, index_on_ray
+
+    folder = workdir / "ray-corpus"
+    folder.mkdir(exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
+        for d in docs:
+            handle.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
+    client = open_client(workdir / "ray-db")
+
+    def fresh(name: str) -> O1Collection:
+        return O1Collection.create_or_open(client, name, emb.fingerprint, emb.dim)
+
+    emb.embed_documents([d.full_text() for d in docs[: emb.batch_size]])  # warm-up
+    single = index_documents(emb, fresh("single"), docs, batch_size=32).docs_per_second
+    connect("local")
+    spec = EncoderSpec(model, adapter, None, device, emb.fingerprint)
+    rows = [Row("index docs/s, one process (embed + upsert)", f"{single:.2f}", "", "")]
+    for actors in (1, 2):
+        report = index_on_ray(spec, fresh(f"ray{actors}"), folder, actors=actors, batch_size=32)
+        rows.append(
+            Row(
+                f"index docs/s, Ray {actors} actor(s) (actor start-up included)",
+                f"{report.docs_per_second:.2f}",
+                f"{single:.2f}",
+                f"{report.docs_per_second / single:.2f}x",
+                "~1x on 2 cores; scales with nodes",
+            )
+        )
+    return rows
+
+
 def run_bench(
     suites: list[str],
     data: Path | None,
@@ -480,10 +519,10 @@ def run_bench(
     think_queries: int = 16,
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train", "think"})
+    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train", "think", "ray"})
     if unknown:
         raise ValueError(
-            f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train, think"
+            f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train, think, ray"
         )
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
@@ -510,6 +549,8 @@ def run_bench(
         rows += bench_think(emb, docs, queries[:think_queries], workdir)
     if "langchain" in suites:
         rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
+    if "ray" in suites:
+        rows += bench_ray(emb, docs, workdir, model, adapter, device)
     device_name = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available() and device != "cpu"

@@ -74,6 +74,7 @@ class EvalSettings:
     adapter: str | None = None
     thinker: str | None = None
     thinker_url: str | None = None
+    concurrency: int = 8  # requests in flight to thinker_url
     api_key_env: str | None = None
     encoder: str | None = None
     generator: str | None = None
@@ -99,7 +100,9 @@ class EvalSettings:
             self._embedders[key] = O1Embedder.from_pretrained(
                 model,
                 adapter,
-                thinker=thinker_from_options(self.thinker, self.thinker_url, self.api_key_env),
+                thinker=thinker_from_options(
+                    self.thinker, self.thinker_url, self.api_key_env, self.concurrency
+                ),
                 encoder=self.encoder,
                 device=self.device,
                 think_mode=think_mode,
