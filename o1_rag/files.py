@@ -1,9 +1,13 @@
-"""The one home of atomic file writes: a temporary file in the target's folder, then a rename."""
+"""The one home of atomic writes: a file or a whole folder is built beside its target, then renamed into
+place, so readers see the old version or the complete new one, never a part."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -30,8 +34,6 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 def replace_directory(source: str | Path, target: str | Path) -> Path:
     """Move the finished folder ``source`` to ``target``; an existing ``target`` is set aside first and
     removed only after the new one is in place, so a crash leaves the old or the new folder, never none."""
-    import shutil
-
     source, target = Path(source), Path(target)
     if not target.exists():
         source.rename(target)
@@ -42,3 +44,22 @@ def replace_directory(source: str | Path, target: str | Path) -> Path:
     source.rename(target)
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target`` to fill; when the block ends without an error it
+    replaces ``target`` (see ``replace_directory``), with the usual permissions. On an error, or an
+    interruption, the temporary folder is removed and ``target`` is left as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700
+    try:
+        yield tmp
+        replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

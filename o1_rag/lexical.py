@@ -23,8 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from o1_rag.errors import O1RagError
-from o1_rag.files import atomic_write, replace_directory
+from o1_rag.files import atomic_dir, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -177,20 +175,13 @@ class LexicalIndex:
 
     def save(self, folder: str | Path, info: dict[str, Any]) -> None:
         """Write the index to ``folder`` whole: built in a temporary folder beside it, then moved in place."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-        try:
+        with atomic_dir(folder) as tmp:
             if self.retriever is not None:
                 self.retriever.save(str(tmp / "bm25"))
             atomic_write(tmp / "ids.json", json.dumps(self.ids, ensure_ascii=False))
             record = {**info, "version": LEXICAL_VERSION, "tokenizer": TOKENIZER, "count": len(self.ids)}
             record["ids_digest"] = self.digest
             atomic_write(tmp / INFO_FILE, json.dumps(record, indent=2, sort_keys=True))
-            replace_directory(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @staticmethod
     def read_info(folder: str | Path) -> dict[str, Any] | None:

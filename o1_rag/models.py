@@ -17,8 +17,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 from o1_rag.config import O1_CONFIG_NAME, O1Config
 from o1_rag.errors import ModelNotFoundError
+from o1_rag.files import atomic_dir
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +159,7 @@ def expand_bundled(alias: str, home: Path | None = None) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         logger.info("expanding bundled model %s from %s (once)", alias, source.name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:  # a stale, incomplete folder of an older layout is replaced whole
             tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
             model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
             model.hf_quantizer = None
@@ -178,12 +176,6 @@ def expand_bundled(alias: str, home: Path | None = None) -> Path:
                 "gguf_bytes": source.stat().st_size,
             }
             (tmp / "o1rag_origin.json").write_text(json.dumps(origin, indent=2))
-            if target.exists():  # a stale, incomplete folder from an older layout
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
 
 

@@ -67,7 +67,7 @@ def test_failed_save_keeps_the_old_index(tmp_path: Path, monkeypatch: pytest.Mon
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("o1_rag.lexical.replace_directory", killed)
+    monkeypatch.setattr("o1_rag.files.replace_directory", killed)
     with pytest.raises(KeyboardInterrupt):
         bigger.save(tmp_path / "lex", {"collection": "demo"})
     assert LexicalIndex.load(tmp_path / "lex").ids == list(DOCS)

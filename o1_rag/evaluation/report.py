@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -84,20 +82,10 @@ def atomic_folder(target: Path):
 
     On an error the temporary folder is removed and ``target`` is left as it was.
     """
-    from o1_rag.files import replace_directory
+    from o1_rag.files import atomic_dir
 
-    target = check_report_target(Path(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700
-    try:
+    with atomic_dir(check_report_target(Path(target))) as tmp:
         yield tmp
-        replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def provenance(command: str, env: dict[str, Any]) -> str:
@@ -183,7 +171,7 @@ def _win_loss_plot(path: Path, diffs: dict[str, list[float]], baseline: str, met
 
 def write_ir_report(result: Any, output: Path, command: str) -> Path:
     """Write an ``o1rag eval ir`` report folder (atomically) and return it."""
-    from o1_rag.evaluation.ir import METRICS
+    from o1_rag.evaluation.metrics import METRICS
 
     env = environment()
     cis = {

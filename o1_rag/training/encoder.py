@@ -303,24 +303,21 @@ def save_encoder_adapter(
 ) -> Path:
     """The LoRA adapter of a fine-tuned sentence-transformers model, with the base it belongs to, a model
     card and the training log (written to a temporary folder, then renamed into place)."""
-    import shutil
+
+    from o1_rag.files import atomic_dir
 
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model[0].auto_model.save_pretrained(str(tmp))  # a PeftModel saves its adapter only
-    record_base(tmp, recipe.base)
-    meta = {
-        "base": recipe.base,
-        "separator": recipe.separator,
-        "recipe": asdict(recipe),
-        "rows": n_rows,
-        "seconds": round(seconds, 1),
-    }
-    (tmp / ENCODER_CONFIG).write_text(json.dumps(meta, indent=2))
-    (tmp / "README.md").write_text(encoder_card(recipe, n_rows, seconds, history or []))
-    (tmp / "log_history.json").write_text(json.dumps(history or [], indent=1))
-    from o1_rag.files import replace_directory
-
-    return replace_directory(tmp, folder)
+    with atomic_dir(folder) as tmp:
+        model[0].auto_model.save_pretrained(str(tmp))  # a PeftModel saves its adapter only
+        record_base(tmp, recipe.base)
+        meta = {
+            "base": recipe.base,
+            "separator": recipe.separator,
+            "recipe": asdict(recipe),
+            "rows": n_rows,
+            "seconds": round(seconds, 1),
+        }
+        (tmp / ENCODER_CONFIG).write_text(json.dumps(meta, indent=2))
+        (tmp / "README.md").write_text(encoder_card(recipe, n_rows, seconds, history or []))
+        (tmp / "log_history.json").write_text(json.dumps(history or [], indent=1))
+    return folder

@@ -299,6 +299,25 @@ def save_artifact(trainer: Any, tokenizer: Any, recipe: Recipe, n_examples: int,
     return output
 
 
+def _card_defaults(card: Path, config: dict[str, Any]) -> None:
+    """State a packed adapter's query-side defaults at the end of its model card (replacing earlier ones)."""
+    lines = []
+    if "think_mode" in config:
+        lines.append(f"Default think mode: `{config['think_mode']}`.")
+    if "query_weight" in config:
+        lines.append(
+            f"Default query weight (share of `v_q` in the query vector): {config['query_weight']:g}."
+        )
+    if "repetition_penalty" in config:
+        lines.append(f"Default repetition penalty of thoughts: {config['repetition_penalty']:g}.")
+    kept = [
+        line
+        for line in card.read_text().splitlines()
+        if not line.startswith(("Default think mode:", "Default query weight", "Default repetition"))
+    ]
+    card.write_text("\n".join(kept).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+
+
 PACKED_FILES = ("adapter_config.json", "o1_config.json", "README.md")  # copied beside the cast weights
 
 
@@ -348,36 +367,19 @@ def pack_adapter(
         k: (v.to(cast) if v.is_floating_point() else v)
         for k, v in load_file(source / "adapter_model.safetensors").items()
     }
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: t.contiguous() for k, t in tensors.items()}, tmp / "adapter_model.safetensors")
-    for name in PACKED_FILES:
-        if (source / name).is_file():
-            shutil.copy2(source / name, tmp / name)
-    if defaults:
-        from o1_rag.config import O1Config
+    from o1_rag.files import atomic_dir
 
-        config = O1Config.from_dict({**O1Config.find(tmp).to_dict(), **defaults}, str(source))
-        config.save(tmp)
-        config = config.to_dict()
-        card = tmp / "README.md"
-        if card.is_file():
-            lines = []
-            if "think_mode" in config:
-                lines.append(f"Default think mode: `{config['think_mode']}`.")
-            if "query_weight" in config:
-                lines.append(
-                    f"Default query weight (share of `v_q` in the query vector): {config['query_weight']:g}."
-                )
-            if "repetition_penalty" in config:
-                lines.append(f"Default repetition penalty of thoughts: {config['repetition_penalty']:g}.")
-            kept = [
-                line
-                for line in card.read_text().splitlines()
-                if not line.startswith(("Default think mode:", "Default query weight", "Default repetition"))
-            ]
-            card.write_text("\n".join(kept).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    from o1_rag.files import replace_directory
+    with atomic_dir(target) as tmp:
+        save_file({k: t.contiguous() for k, t in tensors.items()}, tmp / "adapter_model.safetensors")
+        for name in PACKED_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
+        if defaults:
+            from o1_rag.config import O1Config
 
-    return replace_directory(tmp, target)
+            config = O1Config.from_dict({**O1Config.find(tmp).to_dict(), **defaults}, str(source))
+            config.save(tmp)
+            config = config.to_dict()
+            if (tmp / "README.md").is_file():
+                _card_defaults(tmp / "README.md", config)
+    return target
