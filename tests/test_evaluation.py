@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from o1_rag.cli import app
 from o1_rag.data import DataError
-from o1_rag.evaluation.ir import load_collection, score_runs
+from o1_rag.evaluation.data import load_collection
+from o1_rag.evaluation.metrics import score_runs
 from o1_rag.evaluation.report import write_folder
 from o1_rag.evaluation.summary import SummaryError, summarize
 from o1_rag.evaluation.systems import (
@@ -202,10 +203,12 @@ def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
         env={"COLUMNS": "250"},
     )
     assert result.exit_code == 0, result.output
-    for measure in ("index docs/s", "think 32 queries", "warm cache", "batched query", "concurrent ainvoke"):
+    for measure in ("index docs/s", "think 32 queries", "warm cache", "batched query"):
         assert measure in result.output
     bad = CliRunner().invoke(app, ["bench", "--suites", "gpu", "--model", str(tiny_model_dir)])
     assert bad.exit_code == 1 and "unknown benchmark suite 'gpu'" in bad.output
+    moved = CliRunner().invoke(app, ["bench", "--suites", "langchain", "--model", str(tiny_model_dir)])
+    assert moved.exit_code == 1 and "integrations/langchain/benchmarks/concurrency.py" in moved.output
 
 
 def test_training_bench_joint_forward_keeps_less_for_backward(tiny_model_dir: Path) -> None:

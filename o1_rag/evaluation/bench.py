@@ -11,7 +11,6 @@ Suites:
   always as a ratio, and how many queries auto thought on.
 - ``ray``: indexing docs/s with ``o1rag index --ray local`` (1 and 2 encoder actors, one CPU each, start-up
   of the actors included, Ray itself already started) against the single-process index of the same texts.
-- ``langchain``: 16 concurrent ``O1Retriever.ainvoke`` against 16 sequential ``invoke``.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
   cost of the joint single forward (``<query>q</query><emb><thought>t{eos}<emb>`` gives the thought's LM
   loss, ``v_q`` and ``v_t``) against separate forwards (an LM pass over query + thought, an embedding pass
@@ -21,7 +20,6 @@ Suites:
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from collections.abc import Callable
@@ -318,44 +316,6 @@ def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workd
     return rows
 
 
-def bench_langchain(
-    emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path, max_new_tokens: int = 32
-) -> list[Row]:
-    """16 concurrent ``ainvoke`` against 16 sequential ``invoke`` of ``O1Retriever`` (thought cache off)."""
-    from langchain_o1rag import O1Retriever
-
-    col = O1Collection.create_or_open(open_client(workdir / "db"), "bench", emb.fingerprint, emb.dim)
-    index_documents(emb, col, docs, batch_size=emb.batch_size)
-    emb.thinker.generation_batch_size = max(emb.thinker.generation_batch_size, 48)
-    retriever = O1Retriever(
-        embedder=emb,
-        collection_name="bench",
-        persist_directory=str(workdir / "db"),
-        k=5,
-        max_new_tokens=max_new_tokens,
-        use_cache=False,
-        seed=0,
-        batch_window_ms=50,
-        max_batch=16,
-    )
-    sequential = _timed(lambda: [retriever.invoke(q) for q in queries[:16]])
-
-    async def gather() -> None:
-        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[16:32]))
-
-    calls = emb.generate_calls
-    concurrent = _timed(lambda: asyncio.run(gather()))
-    return [
-        Row(
-            f"16 concurrent ainvoke ({emb.generate_calls - calls} generate calls)",
-            f"{concurrent:.1f} s",
-            f"{sequential:.1f} s for 16 sequential invoke",
-            f"{concurrent / sequential:.2f}",
-            "<= 0.5",
-        )
-    ]
-
-
 def _saved_bytes(step: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Run ``step`` (a forward returning a loss) and count the bytes autograd keeps for backward."""
     seen: dict[tuple[int, int], int] = {}
@@ -381,7 +341,7 @@ def bench_training(
     from o1_rag.training.data import O1Collator
     from o1_rag.training.losses import thought_lm_loss
     from o1_rag.training.recipe import Recipe, build_model
-    from o1_rag.training.trainer import O1LossConfig, _lm_head, o1_loss
+    from o1_rag.training.trainer import O1LossConfig, lm_head, o1_loss
 
     recipe = Recipe(base=model, device=device, dropout=0.0)
     peft_model, tokenizer = build_model(recipe)
@@ -413,7 +373,7 @@ def bench_training(
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     q_only = [fmt.query_prefix(e["query"]) for e in examples]
     q_ids, q_mask = pad_sequences(q_only, pad, "right", dev)
-    backbone, head = _backbone(peft_model), _lm_head(peft_model)
+    backbone, head = _backbone(peft_model), lm_head(peft_model)
 
     def lm_of(hidden: torch.Tensor) -> torch.Tensor:
         targets = labels[:, 1:]
@@ -519,10 +479,15 @@ def run_bench(
     think_queries: int = 16,
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "compare", "langchain", "train", "think", "ray"})
+    unknown = sorted(set(suites) - {"core", "compare", "train", "think", "ray"})
     if unknown:
+        hint = (
+            " (the LangChain concurrency benchmark: integrations/langchain/benchmarks/concurrency.py)"
+            if "langchain" in unknown
+            else ""
+        )
         raise ValueError(
-            f"unknown benchmark suite '{unknown[0]}': choose core, compare, langchain, train, think, ray"
+            f"unknown benchmark suite '{unknown[0]}': choose core, compare, train, think, ray{hint}"
         )
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
@@ -547,8 +512,6 @@ def run_bench(
         rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
     if "think" in suites:
         rows += bench_think(emb, docs, queries[:think_queries], workdir)
-    if "langchain" in suites:
-        rows += bench_langchain(emb, docs, queries, workdir, max_new_tokens)
     if "ray" in suites:
         rows += bench_ray(emb, docs, workdir, model, adapter, device)
     device_name = (

@@ -14,12 +14,13 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from o1_rag.data import DataError, Document, iter_jsonl, load_corpus, load_qrels
-from o1_rag.evaluation.systems import EvalSettings, O1System, build_system, parse_systems
+from o1_rag.data import Document, load_corpus
+from o1_rag.evaluation.data import QAItem, load_qa
+from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
 
 logger = logging.getLogger(__name__)
 
@@ -27,50 +28,6 @@ ANSWER_PROMPT = (
     "Answer the question using only the context. If the context does not contain the answer, say so.\n\n"
     "Context:\n{context}\n\nQuestion: {question}"
 )
-
-
-@dataclass
-class QAItem:
-    """One question of a QA set."""
-
-    id: str
-    question: str
-    ground_truth: str
-    contexts: list[str]
-    context_ids: list[str] = field(default_factory=list)
-
-
-def load_qa(data_dir: str | Path, limit: int | None = None) -> list[QAItem]:
-    """Answerable questions of ``qa.jsonl``; reference ids come from ``qrels.tsv`` when present."""
-    path = Path(data_dir) / "qa.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (eval rag needs a QA set)")
-    qrels = load_qrels(data_dir) if (Path(data_dir) / "qrels.tsv").is_file() else {}
-    items: list[QAItem] = []
-    for lineno, record in iter_jsonl(path):
-        missing = [k for k in ("id", "question", "ground_truth") if not isinstance(record.get(k), (str, int))]
-        if missing:
-            raise DataError(f"{path}:{lineno}: missing field '{missing[0]}'")
-        if record.get("answerable") is False or not str(record["ground_truth"]).strip():
-            continue
-        qid = str(record["id"])
-        ids = [d for d, rel in qrels.get(qid, {}).items() if rel > 0]
-        items.append(
-            QAItem(
-                qid,
-                str(record["question"]),
-                str(record["ground_truth"]),
-                list(record.get("contexts") or []),
-                ids,
-            )
-        )
-    if limit is not None:
-        if limit <= 0:
-            raise ValueError(f"--limit must be > 0, got {limit}")
-        items = items[:limit]
-    if not items:
-        raise DataError(f"{path}: no answerable questions")
-    return items
 
 
 @dataclass
@@ -92,47 +49,14 @@ class RAGResult:
         return dict(self.__dict__)
 
 
-# eval spec -> (think, hybrid) of the O1Retriever that serves it
-O1_RETRIEVERS = {
-    "o1": ("always", False),
-    "o1-nothink": ("never", False),
-    "o1-auto": ("auto", False),
-    "o1-hybrid": ("always", True),
-    "o1-nothink-hybrid": ("never", True),
-    "o1-auto-hybrid": ("auto", True),
-}
-
-
 def retrieve_contexts(
     spec: str, corpus: list[Document], items: list[QAItem], k: int, settings: EvalSettings
 ) -> list[list[Document]]:
-    """Top-``k`` documents per question. O1 retrievers go through the LangChain adapter when installed."""
+    """Top-``k`` documents per question, retrieved by the evaluation system ``spec`` (for the O1 systems, the
+    library's own query pipeline, as ``eval ir`` uses it)."""
     by_id = {d.id: d for d in corpus}
     queries = {item.id: item.question for item in items}
-    system = build_system(spec, settings)
-    if spec in O1_RETRIEVERS:
-        try:
-            from langchain_o1rag import O1Retriever
-        except ImportError:
-            O1Retriever = None
-        if O1Retriever is not None:
-            embedder = settings.embedder(settings.model, settings.adapter)
-            store = O1System(False, settings)
-            collection = store.index(embedder, corpus)
-            retriever = O1Retriever(
-                embedder=embedder,
-                client=store.client(),
-                collection_name=collection.name,
-                k=k,
-                think=O1_RETRIEVERS[spec][0],
-                hybrid=O1_RETRIEVERS[spec][1],
-                num_thoughts=settings.num_thoughts,
-                max_new_tokens=settings.max_new_tokens,
-                seed=settings.seed,
-            )
-            found = retriever.batch([item.question for item in items])
-            return [[by_id[doc.metadata["id"]] for doc in docs] for docs in found]
-    ranking = system.retrieve(corpus, queries, k)
+    ranking = build_system(spec, settings).retrieve(corpus, queries, k)
     return [[by_id[d] for d in list(ranking[item.id])[:k]] for item in items]
 
 

@@ -46,7 +46,8 @@ def _unwrap(model: Any) -> Any:
     return model
 
 
-def _lm_head(model: Any) -> Any:
+def lm_head(model: Any) -> Any:
+    """The output (LM head) layer of a causal LM, under any wrappers and LoRA."""
     base = _unwrap(model)
     base = base.get_base_model() if hasattr(base, "get_base_model") else base
     return base.get_output_embeddings()
@@ -106,7 +107,7 @@ def o1_loss(
     hidden, where = _embed(model, ids, mask, cfg.emb_id)  # one forward for both losses
     targets = labels[:, 1:]
     selected = targets != -100
-    logits = _lm_head(model)(hidden[:, :-1][selected])  # (n_thought_tokens, vocab)
+    logits = lm_head(model)(hidden[:, :-1][selected])  # (n_thought_tokens, vocab)
     lm_sum = thought_lm_loss(logits, targets[selected], reduction="sum")
     lm_mean = lm_sum / selected.sum().clamp(min=1)
     v_q = gather_positions(hidden, where[:, 0])
