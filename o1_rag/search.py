@@ -22,6 +22,27 @@ class QueryResult:
     thoughts: list[str] = field(default_factory=list)
     decision: GateDecision | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``o1rag search --json``): the query, the thoughts, the thinking decision and
+        the ranked hits with their fused, dense and lexical scores."""
+        return {
+            "query": self.query,
+            "thoughts": list(self.thoughts),
+            "thinking": self.decision.describe() if self.decision else "",
+            "hits": [
+                {
+                    "rank": rank,
+                    "id": hit.id,
+                    "score": hit.score,
+                    "dense_score": hit.dense_score,
+                    "lexical_score": hit.lexical_score,
+                    "title": hit.metadata.get("title", ""),
+                    "text": hit.text,
+                }
+                for rank, hit in enumerate(self.hits, start=1)
+            ],
+        }
+
 
 def check_query(query: str) -> str:
     """Reject non-text, empty or whitespace-only queries with a clear message."""

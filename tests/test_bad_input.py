@@ -213,7 +213,7 @@ CASES: dict[str, tuple[Case, str]] = {
             "--think",
             "sometimes",
         ],
-        "think must be one of",
+        "--think",
     ),
     "negative hard negatives": (
         lambda w: ["synth", str(w["data"]), "-o", str(w["root"] / "out.jsonl"), "--negatives", "-1"],

@@ -14,6 +14,13 @@ def _invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 
+def _usage_error(result, option: str) -> None:
+    """A value outside an option's declared range or choices: the parser's usage error (exit 2)."""
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and option in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def _one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 1, result.output
     text = result.output.strip()
@@ -143,14 +150,11 @@ def test_user_mistakes_exit_non_zero(tmp_path: Path, indexed: dict[str, str]) ->
     (bad / "corpus.jsonl").write_text('{"_id": "a", "text": "ok"}\n{oops\n')
     _one_line_error(_invoke("index", bad, "-c", "bad", *common), "corpus.jsonl:2: not valid JSON")
     _one_line_error(_invoke("search", "   ", "-c", "tiny", *common), "query is empty")
-    _one_line_error(_invoke("search", "q", "-c", "tiny", "-k", "0", *common), "-k must be > 0")
-    _one_line_error(
-        _invoke("search", "q", "-c", "tiny", "--query-weight", "2", *common),
-        "--query-weight must be in [0, 1]",
-    )
-    _one_line_error(
-        _invoke("search", "q", "-c", "tiny", "--think-mode", "loud", *common), "--think-mode must be one of"
-    )
+    _usage_error(_invoke("search", "q", "-c", "tiny", "-k", "0", *common), "-k")
+    _usage_error(_invoke("search", "q", "-c", "tiny", "--query-weight", "2", *common), "--query-weight")
+    _usage_error(_invoke("search", "q", "-c", "tiny", "--think-mode", "loud", *common), "--think-mode")
+    _usage_error(_invoke("search", "q", "-c", "tiny", "--think", "sometimes", *common), "--think")
+    _usage_error(_invoke("index", tmp_path, "-c", "x1x", "--limit", "0", *common), "--limit")
     _one_line_error(
         _invoke("think", "q", "--repetition-penalty", "0", "--model", indexed["model"]),
         "repetition_penalty must be > 0",

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from o1_rag.evaluation.ir import load_collection, score_runs
+from o1_rag.evaluation.data import load_collection
+from o1_rag.evaluation.metrics import score_runs
 from o1_rag.evaluation.systems import EvalSettings, O1System
 
 

@@ -16,8 +16,6 @@ help (``think="auto"``); the report says on how many queries they thought.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,12 +28,11 @@ from o1_rag.cache import ThoughtCache
 from o1_rag.data import Document
 from o1_rag.encoders import BUNDLED_ENCODER
 from o1_rag.errors import O1RagError
-from o1_rag.files import atomic_write
 from o1_rag.models import DEFAULT_MODEL, o1rag_home
+from o1_rag.retrievers import BM25Retriever, DenseRetriever, Ranking, corpus_digest, exact_search
 
 logger = logging.getLogger(__name__)
 
-Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
 DEFAULT_DENSE = BUNDLED_ENCODER
 SYSTEM_NAMES = (
     "bm25",
@@ -126,54 +123,19 @@ class EvalSettings:
         return path
 
 
-def corpus_digest(corpus: list[Document]) -> str:
-    """Stable hash of a corpus (ids and texts): the key of cached document embeddings."""
-    digest = hashlib.sha256()
-    for doc in corpus:
-        digest.update(f"{doc.id}\0{doc.full_text()}\0".encode())
-    return digest.hexdigest()[:16]
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` atomically (``.npy`` format, no pickle)."""
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    atomic_write(path, buffer.getvalue())
-
-
-def top_k(scores: np.ndarray, ids: list[str], k: int) -> dict[str, float]:
-    """The ``k`` best ids of one score row."""
-    k = min(k, len(ids))
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best])]
-    return {ids[i]: float(scores[i]) for i in best}
-
-
-def exact_search(
-    query_vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: list[str], qids: list[str], k: int
-) -> Ranking:
-    """Exact inner-product search (cosine for normalised vectors)."""
-    scores = query_vectors @ doc_vectors.T  # (n_queries, n_docs)
-    return {qid: top_k(scores[row], doc_ids, k) for row, qid in enumerate(qids)}
-
-
 class BM25System:
-    """bm25s (Lucene variant), English stop words and Snowball stemming: ``o1_rag.lexical.LexicalIndex``."""
+    """bm25s (Lucene variant), English stop words, Snowball stemming (``o1_rag.retrievers.BM25Retriever``)."""
 
     name = "bm25"
 
     def __init__(self) -> None:
-        self._index: tuple[str, Any] | None = None
+        self._retriever: BM25Retriever | None = None
 
-    def lexical(self, corpus: list[Document]) -> Any:
-        """The lexical index of ``corpus`` (built once per corpus)."""
-        from o1_rag.lexical import LexicalIndex
-
-        digest = corpus_digest(corpus)
-        if self._index is None or self._index[0] != digest:
-            index = LexicalIndex.build([d.id for d in corpus], [d.full_text() for d in corpus])
-            self._index = (digest, index)
-        return self._index[1]
+    def lexical(self, corpus: list[Document]) -> BM25Retriever:
+        """The BM25 retriever of ``corpus`` (built once per corpus)."""
+        if self._retriever is None or self._retriever.digest != corpus_digest(corpus):
+            self._retriever = BM25Retriever(corpus)
+        return self._retriever
 
     def search(self, corpus: list[Document], queries: dict[str, str], k: int) -> dict[str, Any]:
         """Each query's ``LexicalHits``."""
@@ -218,39 +180,17 @@ class HybridSystem:
         return ranking
 
 
-class DenseEncoder:
-    """A sentence-transformers encoder with an on-disk cache of corpus embeddings."""
+class DenseSystem:
+    """A sentence-transformers bi-encoder (default: the bundled all-MiniLM-L6-v2), corpus vectors cached."""
 
     def __init__(self, model: str, settings: EvalSettings) -> None:
-        from o1_rag.encoders import SentenceTransformerEncoder
         from o1_rag.errors import ModelNotFoundError
 
-        self.model_name = model
-        self.settings = settings
+        self.name = "dense" if model == DEFAULT_DENSE else f"dense:{model}"
         try:
-            self.encoder = SentenceTransformerEncoder(model, device=settings.device)
+            self.encoder = DenseRetriever(model, device=settings.device, cache_dir=settings.cache_dir())
         except ModelNotFoundError as exc:
             raise UnknownSystemError(f"cannot load dense model '{model}': {exc}") from None
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.encoder.embed_documents(texts)
-
-    def corpus_vectors(self, corpus: list[Document]) -> np.ndarray:
-        key = hashlib.sha256(self.encoder.identity.encode()).hexdigest()[:12]
-        path = self.settings.cache_dir() / f"dense-{key}-{corpus_digest(corpus)}.npy"
-        if path.is_file():
-            return np.load(path, allow_pickle=False)
-        vectors = self.encode([d.full_text() for d in corpus])
-        save_npy_atomic(path, vectors)
-        return vectors
-
-
-class DenseSystem:
-    """A sentence-transformers bi-encoder (default: the bundled all-MiniLM-L6-v2)."""
-
-    def __init__(self, model: str, settings: EvalSettings) -> None:
-        self.name = "dense" if model == DEFAULT_DENSE else f"dense:{model}"
-        self.encoder = DenseEncoder(model, settings)
 
     def query_vectors(self, queries: list[str]) -> np.ndarray:
         return self.encoder.encode(queries)

@@ -71,35 +71,29 @@ class DenseMember:
     """
 
     def __init__(self, model: str, device: str | None = None) -> None:
-        from o1_rag.encoders import SentenceTransformerEncoder
+        from o1_rag.retrievers import DenseRetriever
 
         self.name = f"dense:{model}"
-        self.encoder = SentenceTransformerEncoder(model, device=device or "auto")
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.embed_documents(list(texts))
+        self.retriever = DenseRetriever(model, device=device or "auto")
 
     def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
-        return self.encode(queries) @ self.encode([positive.full_text()])[0]
+        return self.retriever.encode(queries) @ self.retriever.encode([positive.full_text()])[0]
 
 
 class BM25Member:
-    """BM25 over the training corpus (``o1_rag.lexical.LexicalIndex``): the score the positive passage gets
-    for each query."""
+    """BM25 over the training corpus: the score the positive passage gets for each query; it also mines
+    the hard negatives."""
 
     name = "bm25"
 
     def __init__(self, corpus: Sequence[Document]) -> None:
-        from o1_rag.lexical import LexicalIndex
+        from o1_rag.retrievers import BM25Retriever
 
-        self.index = {d.id: i for i, d in enumerate(corpus)}
-        self.lexical = LexicalIndex.build([d.id for d in corpus], [d.full_text() for d in corpus])
+        self.retriever = BM25Retriever(corpus)
 
     def score(self, queries: Sequence[str], positive: Document) -> np.ndarray:
-        row = self.index[positive.id]
-        return np.array([float(self.lexical.scores(query)[row]) for query in queries])
+        return self.retriever.score_of(queries, positive.id)
 
-    def top_k(self, query: str, k: int, exclude: set[str], ids: Sequence[str]) -> list[str]:
+    def top_k(self, query: str, k: int, exclude: set[str]) -> list[str]:
         """Ids of the best-scoring documents for ``query``, skipping ``exclude``."""
-        order = np.argsort(-self.lexical.scores(query))
-        return [ids[i] for i in order[: k + len(exclude)] if ids[i] not in exclude][:k]
+        return self.retriever.top_k(query, k, exclude)

@@ -194,7 +194,6 @@ def synthesize(
     if k < 2 and any(not item.reference for item in todo):
         raise ValueError(f"k = {k} leaves queries without a reference answer nothing to vote on; use k >= 2")
     pool = [(item.text, item.positives[0].full_text()) for item in items]
-    ids = [d.id for d in corpus]
     by_id = {d.id: d for d in corpus}
     bm25 = bm25 or next((m for m in members if isinstance(m, BM25Member)), None) or BM25Member(corpus)
     written = 0
@@ -214,9 +213,7 @@ def synthesize(
             texts = [f"{item.text} {c}" for c in candidates]
             outcome = vote({m.name: m.score(texts, item.positives[0]) for m in members}, rule)
             exclude = {d.id for d in item.positives}
-            negative_ids = bm25.top_k(
-                f"{item.text} {candidates[outcome.winner]}", num_negatives, exclude, ids
-            )
+            negative_ids = bm25.top_k(f"{item.text} {candidates[outcome.winner]}", num_negatives, exclude)
             lines.append(
                 json.dumps(
                     {

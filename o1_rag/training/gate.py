@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from o1_rag.evaluation.ir import load_collection
+from o1_rag.evaluation.data import load_collection
 from o1_rag.evaluation.systems import EvalSettings, O1System
 from o1_rag.gate import TOP, GateError, ThinkGate, gate_features
 

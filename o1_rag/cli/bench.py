@@ -1,0 +1,59 @@
+"""``o1rag bench``: speed benchmarks as ratios against baselines of the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from o1_rag.cli._common import (
+    AdapterOpt,
+    DeviceOpt,
+    MaxNewOpt,
+    ModelOpt,
+    VerboseOpt,
+    clean,
+    out,
+    run_command,
+)
+from o1_rag.models import DEFAULT_MODEL
+
+
+def bench(
+    suites: Annotated[
+        str, typer.Option("--suites", help="Comma-separated: core, compare, train, think, ray.")
+    ] = "core,compare",
+    data: Annotated[
+        Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")
+    ] = None,
+    docs: Annotated[int, typer.Option("--docs", min=1, help="Documents to index.")] = 48,
+    max_new_tokens: MaxNewOpt = 32,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Speed benchmarks, printed as ratios against baselines measured in the same run."""
+
+    def body() -> None:
+        from o1_rag.evaluation.bench import run_bench
+
+        title, rows = run_bench(
+            [s.strip() for s in suites.split(",") if s.strip()],
+            data,
+            model,
+            adapter,
+            docs,
+            max_new_tokens,
+            device,
+        )
+        table = Table(title=clean(title), title_justify="left")
+        for column in ("measure", "o1-rag", "baseline", "ratio", "target"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(clean(v) for v in (row.measure, row.value, row.baseline, row.ratio, row.target)))
+        out.print(table)
+
+    run_command(verbose, body)

@@ -1,0 +1,337 @@
+"""``o1rag eval``: ``ir``, ``table``, ``frontier`` and ``rag``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from o1_rag.cli._common import (
+    AdapterOpt,
+    ApiKeyEnvOpt,
+    ConcurrencyOpt,
+    DbOpt,
+    DeviceOpt,
+    EncoderOpt,
+    MaxNewOpt,
+    ModelOpt,
+    NumThoughtsOpt,
+    RepPenOpt,
+    ThinkerOpt,
+    ThinkerUrlOpt,
+    VerboseOpt,
+    api_key_from_env,
+    clean,
+    command_line,
+    out,
+    progress_bars,
+    run_command,
+)
+from o1_rag.models import BASE_MODEL, DEFAULT_MODEL
+
+
+def eval_ir(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path, typer.Argument(help="BEIR-format folder (corpus.jsonl, queries.jsonl, qrels.tsv).")
+    ],
+    systems: Annotated[
+        str,
+        typer.Option(
+            "--systems",
+            "-s",
+            help="Comma-separated: bm25, dense[:MODEL], hyde[:MODEL], o1-nothink, o1, o1-mix[:W], "
+            "o1-native, o1-chat.",
+        ),
+    ] = "bm25,dense,o1-nothink,o1",
+    baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
+    ] = None,
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Evaluate the first N.")
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
+    ] = False,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            "--generator", help="Causal LM writing HyDE passages [default: the evaluated model's thinker]."
+        ),
+    ] = None,
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
+    repetition_penalty: RepPenOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    encoder: EncoderOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score several retrieval systems on one collection (nDCG@10, Recall@100, MRR@10) and write a report."""
+
+    def body() -> None:
+        from o1_rag.evaluation.ir import evaluate_ir
+        from o1_rag.evaluation.metrics import METRICS
+        from o1_rag.evaluation.report import check_report_target, write_ir_report
+        from o1_rag.evaluation.systems import EvalSettings
+
+        if output is not None:
+            check_report_target(output)  # before any work: never after a long evaluation
+        settings = EvalSettings(
+            model=model,
+            adapter=adapter,
+            thinker=thinker,
+            thinker_url=thinker_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            encoder=encoder,
+            generator=generator,
+            device=device,
+            num_thoughts=num_thoughts,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            repetition_penalty=repetition_penalty,
+            db=str(db) if db else None,
+            exact=exact,
+        )
+        with progress_bars() as update:
+            settings.progress = update
+            result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
+        target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
+        write_ir_report(result, target, command_line(ctx))
+        table = Table(
+            title=clean(f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
+        )
+        for column in ("system", *METRICS, f"p vs {result.baseline}"):
+            table.add_column(column, justify="left" if column == "system" else "right")
+        for system in result.systems:
+            p = result.p_values.get(system, {}).get("ndcg@10")
+            table.add_row(
+                clean(system),
+                *(f"{result.scores[system][m]:.3f}" for m in METRICS),
+                "-" if p is None else f"{p:.3g}",
+            )
+        out.print(table)
+        for system, note in result.notes.items():
+            out.print(clean(f"{system}: {note}"))
+        out.print(clean(f"report: {target / 'report.md'}"))
+
+    run_command(verbose, body)
+
+
+def eval_table(
+    reports: Annotated[list[Path], typer.Argument(help="Report folders written by 'o1rag eval ir'.")],
+    metric: Annotated[str, typer.Option("--metric", help="ndcg@10, recall@100 or mrr@10.")] = "ndcg@10",
+    systems: Annotated[
+        str | None, typer.Option("--systems", "-s", help="Comma-separated columns [default: all shared].")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", help="A,B: compare two systems query by query over all reports (paired)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """One markdown table from several IR reports (no model is run)."""
+
+    def body() -> None:
+        from o1_rag.evaluation.summary import SummaryError, summarize
+
+        pair = None
+        if compare is not None:
+            parts = [p.strip() for p in compare.split(",")]
+            if len(parts) != 2 or not all(parts):
+                raise SummaryError(f"--compare needs two systems as A,B, got '{compare}'")
+            pair = (parts[0], parts[1])
+        columns = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
+        summary = summarize(list(reports), metric, columns, pair)
+        typer.echo(summary.markdown(), nl=False)
+
+    run_command(verbose, body)
+
+
+def eval_frontier(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Argument(help="BEIR folder (corpus, queries, qrels).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/frontier-<name>]")
+    ] = None,
+    thoughts: Annotated[str, typer.Option("--thoughts", help="Thoughts per query to try, e.g. 1,3.")] = "1,3",
+    tokens: Annotated[str, typer.Option("--tokens", help="Tokens per thought to try, e.g. 16,48.")] = "16,48",
+    latency_queries: Annotated[
+        int, typer.Option("--latency-queries", help="Queries timed one by one per setting.")
+    ] = 6,
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Score the first N judged queries.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Plot nDCG@10 against mean and p95 search latency for think never/auto/always, thinking budgets, dense
+    and hybrid; the default setting is marked."""
+
+    def body() -> None:
+        from o1_rag.evaluation.frontier import evaluate_frontier, write_frontier_report
+        from o1_rag.evaluation.report import check_report_target
+        from o1_rag.evaluation.systems import EvalSettings
+
+        if output is not None:
+            check_report_target(output)
+
+        def numbers(text: str, option: str) -> tuple[int, ...]:
+            try:
+                values = tuple(int(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"{option} takes whole numbers separated by commas, got '{text}'") from None
+            if not values or min(values) <= 0:
+                raise ValueError(f"{option} takes positive numbers, got '{text}'")
+            return values
+
+        grid = numbers(thoughts, "--thoughts"), numbers(tokens, "--tokens")
+        settings = EvalSettings(
+            model=model, adapter=adapter, device=device, seed=seed, db=str(db) if db else None
+        )
+        with progress_bars() as update:
+            settings.progress = update
+            result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
+        target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
+        write_frontier_report(result, target, command_line(ctx))
+        table = Table(title=clean(f"{result.dataset}: quality against latency"))
+        for column in ("setting", "nDCG@10", "mean ms", "p95 ms", "thought on"):
+            table.add_column(column, justify="left" if column == "setting" else "right")
+        for p in result.points:
+            table.add_row(
+                clean(p.label + (" (default)" if p.default else "")),
+                f"{p.ndcg:.3f}",
+                f"{p.mean_ms:.0f}",
+                f"{p.p95_ms:.0f}",
+                f"{p.thought_share:.0%}",
+            )
+        out.print(table)
+        out.print(clean(f"report: {target / 'report.md'}"))
+
+    run_command(verbose, body)
+
+
+def eval_rag(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Argument(help="Folder with qa.jsonl and corpus.jsonl (+ qrels.tsv).")],
+    retrievers: Annotated[
+        str, typer.Option("--retrievers", "-r", help="Comma-separated systems, as in eval ir.")
+    ] = "bm25,o1",
+    k: Annotated[int, typer.Option("-k", min=1, help="Contexts per question.")] = 3,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate the first N answerable questions.")
+    ] = None,
+    generator: Annotated[
+        str, typer.Option("--generator", help="Answering model (name or endpoint model).")
+    ] = BASE_MODEL,
+    generator_url: Annotated[
+        str | None, typer.Option("--generator-url", help="OpenAI-compatible base URL.")
+    ] = None,
+    judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = BASE_MODEL,
+    judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL.")] = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    llm_metrics: Annotated[
+        bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
+    ] = True,
+    max_new_tokens: Annotated[int, typer.Option("--answer-tokens", help="Tokens per answer at most.")] = 128,
+    timeout: Annotated[
+        int, typer.Option("--timeout", help="Seconds per judged sample (ragas RunConfig).")
+    ] = 120,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
+    ] = None,
+    num_thoughts: NumThoughtsOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
+
+    def body() -> None:
+        from o1_rag.encoders import resolve_encoder_path
+        from o1_rag.evaluation.data import load_qa
+        from o1_rag.evaluation.llms import endpoint_llm, local_llm
+        from o1_rag.evaluation.rag import evaluate_rag
+        from o1_rag.evaluation.report import check_report_target, write_rag_report
+        from o1_rag.evaluation.systems import EvalSettings, parse_systems
+
+        parse_systems(retrievers)
+        load_qa(data_dir, limit)  # fail on bad input before loading any model
+        if output is not None:
+            check_report_target(output)
+        settings = EvalSettings(
+            model=model,
+            adapter=adapter,
+            device=device,
+            num_thoughts=num_thoughts,
+            seed=seed,
+            db=str(db) if db else None,
+        )
+        answerer = (
+            endpoint_llm(generator_url, generator, max_new_tokens, api_key_from_env(api_key_env))
+            if generator_url
+            else local_llm(generator, max_new_tokens, device=device)
+        )
+        from langchain_huggingface import HuggingFaceEmbeddings
+        from ragas.embeddings import LangchainEmbeddingsWrapper
+
+        # The bundled MiniLM embeds answers for the offline semantic-similarity metric (and the judge's).
+        judge_embeddings = LangchainEmbeddingsWrapper(
+            HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
+        )
+        judge_llm = None
+        if llm_metrics:
+            from ragas.llms import LangchainLLMWrapper
+
+            judge_llm = LangchainLLMWrapper(
+                endpoint_llm(judge_url, judge, 512, api_key_from_env(api_key_env))
+                if judge_url
+                else local_llm(judge, 256, device=device)
+            )
+        with progress_bars() as update:
+            settings.progress = update
+            result = evaluate_rag(
+                data_dir,
+                retrievers,
+                settings,
+                k=k,
+                limit=limit,
+                generator=answerer,
+                generator_name=generator,
+                judge=judge_llm,
+                judge_name=judge if llm_metrics else None,
+                judge_embeddings=judge_embeddings,
+                timeout_s=timeout,
+                progress=update,
+            )
+        target = output or Path("evals") / "reports" / f"rag-{result.dataset}"
+        write_rag_report(result, target, command_line(ctx))
+        metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))
+        table = Table(title=clean(f"{result.dataset}: {result.num_questions} questions, top-{k} contexts"))
+        table.add_column("retriever")
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for name in result.retrievers:
+            table.add_row(clean(name), *(f"{result.scores[name].get(m, float('nan')):.3f}" for m in metrics))
+        out.print(table)
+        out.print(clean(f"report: {target / 'report.md'}"))
+
+    run_command(verbose, body)

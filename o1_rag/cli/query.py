@@ -1,0 +1,227 @@
+"""Query commands: ``search`` and ``think``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from o1_rag.cli._common import (
+    AdapterOpt,
+    ApiKeyEnvOpt,
+    ConcurrencyOpt,
+    DbOpt,
+    DeviceOpt,
+    EncoderOpt,
+    HostOpt,
+    MaxNewOpt,
+    ModelOpt,
+    NoCacheOpt,
+    NumThoughtsOpt,
+    PortOpt,
+    RepPenOpt,
+    SeedOpt,
+    TempOpt,
+    ThinkerOpt,
+    ThinkerUrlOpt,
+    ThinkModeOpt,
+    TopPOpt,
+    VerboseOpt,
+    build_embedder,
+    clean,
+    lexical_db,
+    out,
+    run_command,
+    styled,
+    think_params,
+)
+from o1_rag.gate import THINK_CHOICES
+from o1_rag.models import DEFAULT_MODEL
+
+
+def search(
+    text: Annotated[str, typer.Argument(help="The query.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many documents to return.")] = 10,
+    think: Annotated[
+        Literal[THINK_CHOICES],  # the choices are the library's
+        typer.Option(
+            "--think",
+            case_sensitive=False,
+            help="auto: think only where the model's gate expects it to help; always; never.",
+        ),
+    ] = "auto",
+    no_think: Annotated[bool, typer.Option("--no-think", help="Same as --think never.")] = False,
+    hybrid: Annotated[
+        bool,
+        typer.Option(
+            "--hybrid/--no-hybrid", help="Fuse the dense ranking with BM25's (built from the collection)."
+        ),
+    ] = True,
+    show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
+    temperature: TempOpt = 0.1,
+    top_p: TopPOpt = 0.9,
+    seed: SeedOpt = None,
+    repetition_penalty: RepPenOpt = None,
+    query_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--query-weight",
+            min=0.0,
+            max=1.0,
+            help="Mix the query-only embedding into the thought average (0-1; default: the model's, else 0).",
+        ),
+    ] = None,
+    think_mode: ThinkModeOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    encoder: EncoderOpt = None,
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    device: DeviceOpt = "auto",
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Think about the query, embed it and print the best documents of a collection."""
+
+    def body() -> None:
+        from o1_rag import search as pipeline
+        from o1_rag.store import O1Collection, open_client
+
+        pipeline.check_query(text)
+        params = think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+        from o1_rag.gate import think_choice
+
+        mode = "never" if no_think else think_choice(think)
+        target = O1Collection.open(open_client(db, chroma_host, chroma_port, create=False), collection)
+        embedder = build_embedder(
+            model,
+            adapter,
+            device,
+            no_cache,
+            think_mode,
+            thinker,
+            thinker_url,
+            encoder,
+            think=mode != "never",
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+        )
+        if query_weight is not None:
+            embedder.query_weight = query_weight
+        target.check(embedder.fingerprint)
+        lexical = None
+        if hybrid:
+            from o1_rag.lexical import lexical_index
+
+            lexical = lexical_index(target, lexical_db(db, chroma_host, chroma_port))
+        [result] = pipeline.search(
+            embedder,
+            target,
+            [text],
+            k=k,
+            think=mode,
+            params=params,
+            use_cache=not no_cache,
+            lexical=lexical,
+        )
+        if as_json:
+            found = result.to_dict()
+            payload = {
+                "query": found["query"],
+                "collection": collection,
+                "fingerprint": embedder.fingerprint,
+                "thoughts": found["thoughts"],
+                "thinking": found["thinking"],
+                "hybrid": hybrid,
+                "hits": found["hits"],
+            }
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            return
+        if show_thoughts:
+            if result.decision is not None:
+                out.print(styled("thinking:", "bold cyan", result.decision.describe()))
+            for i, thought in enumerate(result.thoughts, start=1):
+                out.print(styled(f"thought {i}:", "bold cyan", thought))
+        table = Table(title=clean(f"{collection}: {text}"), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("fused" if hybrid else "cosine", justify="right")
+        if hybrid:
+            table.add_column("cosine", justify="right")
+            table.add_column("bm25", justify="right")
+        table.add_column("id")
+        table.add_column("document", overflow="fold")
+        for rank, hit in enumerate(result.hits, start=1):
+            snippet = " ".join(hit.text.split())
+            sides = [
+                "-" if value is None else f"{value:.{digits}f}"
+                for value, digits in ((hit.dense_score, 4), (hit.lexical_score, 2))
+            ]
+            table.add_row(
+                str(rank),
+                f"{hit.score:.4f}",
+                *(sides if hybrid else []),
+                clean(hit.id),
+                clean(snippet[:160] + ("…" if len(snippet) > 160 else "")),
+            )
+        out.print(table)
+
+    run_command(verbose, body)
+
+
+def think(
+    text: Annotated[str, typer.Argument(help="The query to think about.")],
+    num_thoughts: NumThoughtsOpt = None,
+    max_new_tokens: MaxNewOpt = None,
+    temperature: TempOpt = 0.1,
+    top_p: TopPOpt = 0.9,
+    seed: SeedOpt = None,
+    repetition_penalty: RepPenOpt = None,
+    think_mode: ThinkModeOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    thinker: ThinkerOpt = None,
+    thinker_url: ThinkerUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    device: DeviceOpt = "auto",
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the thoughts the model writes for a query."""
+
+    def body() -> None:
+
+        from o1_rag.search import check_query
+
+        check_query(text)
+        params = think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+        embedder = build_embedder(
+            model,
+            adapter,
+            device,
+            no_cache,
+            think_mode,
+            thinker,
+            thinker_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+        )
+        [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
+        for i, thought in enumerate(thoughts, start=1):
+            out.print(styled(f"thought {i}:", "bold cyan", thought))
+
+    run_command(verbose, body)

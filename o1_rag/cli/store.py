@@ -1,0 +1,175 @@
+"""Store commands: ``index`` (embed a corpus into a collection, locally or on Ray) and ``collections``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from o1_rag.cli._common import (
+    AdapterOpt,
+    DbOpt,
+    DeviceOpt,
+    EncoderOpt,
+    HostOpt,
+    ModelOpt,
+    PortOpt,
+    VerboseOpt,
+    build_embedder,
+    clean,
+    err,
+    lexical_db,
+    out,
+    run_command,
+)
+from o1_rag.models import DEFAULT_MODEL
+
+
+def index(
+    data_dir: Annotated[Path, typer.Argument(help="BEIR-format folder holding corpus.jsonl.")],
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="[default: folder name]")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Index only the first N documents.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Documents embedded and written per step.")
+    ] = 32,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    encoder: EncoderOpt = None,
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    device: DeviceOpt = "auto",
+    no_lexical: Annotated[
+        bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed on Ray: 'local' (this machine), 'auto', HOST:PORT or ray://HOST:10001 "
+            "(needs o1-rag[ray]).",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", min=1, help="Encoder actors (one model each) with --ray.")
+    ] = 2,
+    ray_cpus: Annotated[
+        float, typer.Option("--ray-cpus", min=0.01, help="CPUs reserved per actor with --ray.")
+    ] = 1.0,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus", min=0, help="GPUs per actor with --ray [default: 1 if the cluster has GPUs]."
+        ),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Embed a corpus into a Chroma collection and keep its BM25 index in step (resumable: re-run after an
+    interruption); with --ray, on a Ray cluster."""
+
+    def body() -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from o1_rag.data import load_corpus
+        from o1_rag.store import O1Collection, check_name, index_documents, open_client
+
+        name = check_name(collection or data_dir.resolve().name)
+        if ray_address is None:
+            docs = load_corpus(data_dir)[:limit]
+        else:
+            from o1_rag.ray_index import connect
+
+            connect(ray_address)  # fails fast (install hint, unreachable cluster) before loading a model
+        client = open_client(db, chroma_host, chroma_port)
+        embedder = build_embedder(model, adapter, device, no_cache=True, encoder=encoder, think=False)
+        target = O1Collection.create_or_open(
+            client, name, embedder.fingerprint, embedder.dim, embedder.describe()
+        )
+        columns = (
+            TextColumn("{task.description}", style="bold", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}", markup=False),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task(f"indexing {name}", total=None, rate="")
+
+            def progress(done: int, total: int) -> None:
+                speed = bar.tasks[0].speed
+                bar.update(task, completed=done, total=total, rate=f"{speed:.1f} docs/s" if speed else "")
+
+            if ray_address is None:
+                report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+            else:
+                from o1_rag.ray_index import EncoderSpec, ServerTarget, index_on_ray
+
+                server = ServerTarget(name, chroma_host, chroma_port) if chroma_host or chroma_port else None
+                report = index_on_ray(
+                    EncoderSpec(model, adapter, encoder, device, embedder.fingerprint),
+                    target,
+                    data_dir,
+                    address=ray_address,
+                    actors=ray_actors,
+                    batch_size=batch_size,
+                    cpus_per_actor=ray_cpus,
+                    gpus_per_actor=ray_gpus,
+                    limit=limit,
+                    server=server,
+                    progress=progress,
+                )
+            if not no_lexical:
+                from o1_rag.lexical import lexical_folder, sync_lexical
+
+                lex_task = bar.add_task("BM25 index (from the collection)", total=None, rate="")
+                sync_lexical(
+                    target,
+                    lexical_folder(target, lexical_db(db, chroma_host, chroma_port)),
+                    progress=lambda done, total: bar.update(lex_task, completed=done, total=total),
+                )
+        out.print(
+            clean(
+                f"collection {name}: {target.count()} documents "
+                f"({report.added} added at {report.docs_per_second:.1f} docs/s, "
+                f"{report.skipped} already stored); "
+                f"embedder {embedder.describe()}"
+            )
+        )
+
+    run_command(verbose, body)
+
+
+def collections(
+    db: DbOpt = None,
+    chroma_host: HostOpt = None,
+    chroma_port: PortOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List the collections of a Chroma database with their size and embedder."""
+
+    def body() -> None:
+        from o1_rag.store import O1Collection, open_client
+
+        client = open_client(db, chroma_host, chroma_port, create=False)
+        table = Table()
+        for column in ("collection", "documents", "fingerprint", "embedder"):
+            table.add_column(column)
+        for item in sorted(client.list_collections(), key=lambda c: c.name):
+            opened = O1Collection.open(client, item.name)
+            meta = opened.collection.metadata or {}
+            table.add_row(
+                clean(opened.name),
+                str(opened.count()),
+                clean(opened.fingerprint or "-"),
+                clean(meta.get("o1rag:model", "-")),
+            )
+        out.print(table)
+
+    run_command(verbose, body)

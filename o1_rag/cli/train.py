@@ -1,0 +1,122 @@
+"""Training commands: ``train``, ``train-encoder`` and ``train-gate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from o1_rag.cli._common import (
+    AdapterOpt,
+    DataRootOpt,
+    DbOpt,
+    DeviceOpt,
+    MaxStepsOpt,
+    ModelOpt,
+    OutputDirOpt,
+    ResumeOpt,
+    TrainDeviceOpt,
+    VerboseOpt,
+    clean,
+    out,
+    progress_bars,
+    recipe_overrides,
+    run_command,
+)
+from o1_rag.models import DEFAULT_MODEL
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")],
+    resume: ResumeOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_steps: MaxStepsOpt = None,
+    device: TrainDeviceOpt = None,
+    data_root: DataRootOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."""
+
+    def body() -> None:
+        from o1_rag.training.recipe import load_recipe
+        from o1_rag.training.recipe import train as run
+
+        recipe = load_recipe(config, recipe_overrides(output_dir, max_steps, device, data_root))
+        folder = run(recipe, resume=resume)
+        out.print(clean(f"adapter saved to {folder}; use it with --adapter {folder}"))
+
+    run_command(verbose, body)
+
+
+def train_encoder_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML encoder recipe (see train/).")],
+    resume: ResumeOpt = False,
+    output_dir: OutputDirOpt = None,
+    max_steps: MaxStepsOpt = None,
+    device: TrainDeviceOpt = None,
+    data_root: DataRootOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fine-tune the encoder of a thinker + encoder model on query + thought (a LoRA adapter)."""
+
+    def body() -> None:
+        from o1_rag.training.encoder import load_encoder_recipe, train_encoder
+
+        recipe = load_encoder_recipe(config, recipe_overrides(output_dir, max_steps, device, data_root))
+        folder = train_encoder(recipe, resume=resume)
+        out.print(clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
+
+    run_command(verbose, body)
+
+
+def train_gate_cmd(
+    data_dir: Annotated[
+        Path,
+        typer.Argument(help="BEIR folder of training queries with judgements (see train/heldout.py)."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The gate file to write (o1_gate.json).")],
+    limit_queries: Annotated[
+        int | None, typer.Option("--limit-queries", help="Train on the first N judged queries.")
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Think when the gate's probability reaches this."),
+    ] = 0.5,
+    model: ModelOpt = DEFAULT_MODEL,
+    adapter: AdapterOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fit the think="auto" gate: where thinking raised nDCG@10 over the query-only search, from the
+    query-only hits (no generation at search time)."""
+
+    def body() -> None:
+        from o1_rag.evaluation.systems import EvalSettings
+        from o1_rag.gate import GATE_FILE, GateError, ThinkGate
+        from o1_rag.training.gate import train_gate
+
+        if output.is_dir() or (output.exists() and output.name != GATE_FILE):
+            raise ValueError(
+                f"--output {output}: give a path ending in {GATE_FILE} (existing files are kept)"
+            )
+        if output.exists():
+            try:
+                ThinkGate.load(output)
+            except GateError:
+                raise ValueError(f"--output {output} exists and is not a gate: it is kept") from None
+        settings = EvalSettings(model=model, adapter=adapter, device=device, db=str(db) if db else None)
+        settings.exact = True
+        with progress_bars() as update:
+            report = train_gate(data_dir, settings, limit_queries, threshold, progress=update)
+        report.gate.save(output)
+        out.print(
+            clean(
+                f"gate saved to {output}: {report.queries} queries, thinking helped {report.helped}, "
+                f"hurt {report.hurt}, changed nothing on {report.unchanged}; the gate would think on "
+                f"{report.would_think} of {report.queries}"
+            )
+        )
+
+    run_command(verbose, body)
