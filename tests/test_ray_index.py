@@ -58,27 +58,10 @@ def test_ray_index_into_the_embedded_store_matches_one_process(
     tmp_path: Path, tiny_encoder_dir: Path
 ) -> None:
     corpus = _corpus(tmp_path / "set", 60)
-    common = ["--encoder", str(tiny_encoder_dir), "--model", str(tiny_encoder_dir), "--limit", "50"]
+    index = [*O1RAG, "index", str(corpus), "-c", "viaray", "--db", str(tmp_path / "db"), "--ray", "local"]
+    index += ["--encoder", str(tiny_encoder_dir), "--model", str(tiny_encoder_dir), "--limit", "50"]
     ray_run = subprocess.run(
-        [
-            *O1RAG,
-            "index",
-            str(corpus),
-            "-c",
-            "viaray",
-            "--db",
-            str(tmp_path / "db"),
-            "--ray",
-            "local",
-            "--ray-actors",
-            "2",
-            "--batch-size",
-            "8",
-            *common,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [*index, "--ray-actors", "2", "--batch-size", "8"], capture_output=True, text=True, timeout=600
     )
     assert ray_run.returncode == 0, ray_run.stderr[-3000:]
     assert "50 added" in ray_run.stdout
@@ -89,23 +72,7 @@ def test_ray_index_into_the_embedded_store_matches_one_process(
         str(tiny_encoder_dir), encoder=str(tiny_encoder_dir), thinker=False, cache=False
     )
     _check_vectors(stored, corpus, embedder, ["d0", "d17", "d33", "d49"])
-    again = subprocess.run(
-        [
-            *O1RAG,
-            "index",
-            str(corpus),
-            "-c",
-            "viaray",
-            "--db",
-            str(tmp_path / "db"),
-            "--ray",
-            "local",
-            *common,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = subprocess.run(index, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 added" in again.stdout and "50 already stored" in again.stdout
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -26,48 +27,49 @@ from o1_rag.cli._common import (
 )
 from o1_rag.models import DEFAULT_MODEL
 
-
-def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")],
-    resume: ResumeOpt = False,
-    output_dir: OutputDirOpt = None,
-    max_steps: MaxStepsOpt = None,
-    device: TrainDeviceOpt = None,
-    data_root: DataRootOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."""
-
-    def body() -> None:
-        from o1_rag.training.recipe import load_recipe
-        from o1_rag.training.recipe import train as run
-
-        recipe = load_recipe(config, recipe_overrides(output_dir, max_steps, device, data_root))
-        folder = run(recipe, resume=resume)
-        out.print(clean(f"adapter saved to {folder}; use it with --adapter {folder}"))
-
-    run_command(verbose, body)
+RecipeOpt = Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")]
 
 
-def train_encoder_cmd(
-    config: Annotated[Path, typer.Option("--config", "-c", help="A TOML encoder recipe (see train/).")],
-    resume: ResumeOpt = False,
-    output_dir: OutputDirOpt = None,
-    max_steps: MaxStepsOpt = None,
-    device: TrainDeviceOpt = None,
-    data_root: DataRootOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Fine-tune the encoder of a thinker + encoder model on query + thought (a LoRA adapter)."""
+def _recipe_command(trainer: str, doc: str) -> Callable[..., None]:
+    """A command that runs one of the two recipe trainers: ``joint`` (``o1rag train``: an O1 LoRA adapter)
+    or ``encoder`` (``o1rag train-encoder``: the encoder of a thinker + encoder model)."""
 
-    def body() -> None:
-        from o1_rag.training.encoder import load_encoder_recipe, train_encoder
+    def command(
+        config: RecipeOpt,
+        resume: ResumeOpt = False,
+        output_dir: OutputDirOpt = None,
+        max_steps: MaxStepsOpt = None,
+        device: TrainDeviceOpt = None,
+        data_root: DataRootOpt = None,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        def body() -> None:
+            overrides = recipe_overrides(output_dir, max_steps, device, data_root)
+            if trainer == "joint":
+                from o1_rag.training.recipe import load_recipe
+                from o1_rag.training.recipe import train as run
 
-        recipe = load_encoder_recipe(config, recipe_overrides(output_dir, max_steps, device, data_root))
-        folder = train_encoder(recipe, resume=resume)
-        out.print(clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
+                folder = run(load_recipe(config, overrides), resume=resume)
+                out.print(clean(f"adapter saved to {folder}; use it with --adapter {folder}"))
+            else:
+                from o1_rag.training.encoder import load_encoder_recipe, train_encoder
 
-    run_command(verbose, body)
+                folder = train_encoder(load_encoder_recipe(config, overrides), resume=resume)
+                out.print(clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
+
+        run_command(verbose, body)
+
+    command.__doc__ = doc
+    command.__name__ = command.__qualname__ = "train" if trainer == "joint" else "train_encoder"
+    return command
+
+
+train = _recipe_command(
+    "joint", "Train an O1 LoRA adapter (joint LM + contrastive loss) from synthesized thoughts."
+)
+train_encoder_cmd = _recipe_command(
+    "encoder", "Fine-tune the encoder of a thinker + encoder model on query + thought (a LoRA adapter)."
+)
 
 
 def train_gate_cmd(
