@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -105,7 +106,7 @@ def eval_ir(
             exact=exact,
         )
         with progress_bars() as update:
-            settings.progress = update
+            settings = replace(settings, progress=update)
             result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
         target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
         write_ir_report(result, target, command_line(ctx))
@@ -205,7 +206,7 @@ def eval_frontier(
             model=model, adapter=adapter, device=device, seed=seed, db=str(db) if db else None
         )
         with progress_bars() as update:
-            settings.progress = update
+            settings = replace(settings, progress=update)
             result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
         target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
         write_frontier_report(result, target, command_line(ctx))
@@ -307,7 +308,7 @@ def eval_rag(
                 else local_llm(judge, 256, device=device)
             )
         with progress_bars() as update:
-            settings.progress = update
+            settings = replace(settings, progress=update)
             result = evaluate_rag(
                 data_dir,
                 retrievers,

@@ -108,8 +108,9 @@ def train_gate_cmd(
                 ThinkGate.load(output)
             except GateError:
                 raise ValueError(f"--output {output} exists and is not a gate: it is kept") from None
-        settings = EvalSettings(model=model, adapter=adapter, device=device, db=str(db) if db else None)
-        settings.exact = True
+        settings = EvalSettings(
+            model=model, adapter=adapter, device=device, db=str(db) if db else None, exact=True
+        )
         with progress_bars() as update:
             report = train_gate(data_dir, settings, limit_queries, threshold, progress=update)
         report.gate.save(output)

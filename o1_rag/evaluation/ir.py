@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,7 @@ def evaluate_ir(
     baseline = baseline or specs[0]
     if baseline not in specs:
         raise ValueError(f"baseline '{baseline}' is not among the systems ({', '.join(specs)})")
-    settings = settings or EvalSettings()
-    settings.dataset = Path(data_dir).resolve().name
+    settings = replace(settings or EvalSettings(), dataset=Path(data_dir).resolve().name)
     corpus, queries, qrels = load_collection(data_dir, limit_queries)
     built = [build_system(spec, settings) for spec in specs]
     runs: list[Any] = []

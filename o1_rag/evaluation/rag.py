@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,7 @@ def evaluate_rag(
     if k <= 0:
         raise ValueError(f"-k must be > 0, got {k}")
     specs = parse_systems(retrievers)
-    settings = settings or EvalSettings()
-    settings.dataset = Path(data_dir).resolve().name
+    settings = replace(settings or EvalSettings(), dataset=Path(data_dir).resolve().name)
     items = load_qa(data_dir, limit)
     corpus = load_corpus(data_dir)
     metrics: list[Any] = [

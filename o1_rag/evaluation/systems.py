@@ -63,9 +63,11 @@ class System(Protocol):
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalSettings:
-    """What the systems share: O1 model, thinking settings, where caches and the Chroma store live."""
+    """What the systems share: O1 model, thinking settings, where caches and the Chroma store live.
+
+    Immutable: derive a changed copy with ``dataclasses.replace`` (the copies share the loaded models)."""
 
     model: str = DEFAULT_MODEL
     adapter: str | None = None

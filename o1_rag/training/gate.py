@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ def train_gate(
     """Fit a gate on the judged queries of ``data_dir`` (a BEIR folder: use training queries, never the
     collection you will evaluate on)."""
     corpus, queries, qrels = load_collection(data_dir, limit_queries)
-    settings.progress = progress
+    settings = replace(settings, progress=progress)
     never, always = O1System(False, settings), O1System(True, settings)
     depth = max(TOP, min(len(corpus), DEPTH))
     plain = never.retrieve(corpus, queries, depth)
