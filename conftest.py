@@ -62,7 +62,7 @@ def tiny_adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: P
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from o1_rag.models import load_model
+    from o1_rag.causal_lm import load_model
 
     loaded = load_model(str(tiny_model_dir), device="cpu")
     torch.manual_seed(1)

@@ -30,17 +30,15 @@ from typing import Any
 import numpy as np
 
 from o1_rag.cache import ThoughtCache
-from o1_rag.config import O1Config
-from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder, check_texts, normalise_rows
-from o1_rag.gate import GATE_FILE, ThinkGate
-from o1_rag.models import ADAPTERS_DIR, COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL, LoadedModel, load_model
+from o1_rag.causal_lm import LoadedModel
+from o1_rag.encoders import Encoder, check_texts, normalise_rows
+from o1_rag.gate import ThinkGate
+from o1_rag.models import DEFAULT_MODEL
 from o1_rag.thinkers import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_THOUGHTS,
-    LMThinker,
     Thinker,
     ThinkParams,
-    check_penalty,
     think_cached,
 )
 
@@ -54,21 +52,6 @@ def check_weight(weight: float) -> float:
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"query_weight must be in [0, 1], got {weight}")
     return float(weight)
-
-
-def _open_cache(cache: ThoughtCache | str | Path | bool | None) -> ThoughtCache | None:
-    """The thought cache asked for; an unwritable default location degrades to no cache with a warning."""
-    import sqlite3
-
-    if isinstance(cache, (str, Path)):
-        return ThoughtCache(cache)
-    if cache is True:
-        try:
-            return ThoughtCache()
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning("thought cache unavailable (%s); thinking without a cache", exc)
-            return None
-    return cache or None
 
 
 class O1Embedder:
@@ -118,60 +101,14 @@ class O1Embedder:
         self._spec_thinker: Thinker | None = None
 
     @classmethod
-    def from_loaded(
-        cls,
-        loaded: LoadedModel,
-        *,
-        model_name: str = JOINT_MODEL,
-        think_mode: str | None = None,
-        max_query_tokens: int | None = None,
-        max_thought_tokens: int | None = None,
-        max_document_tokens: int | None = None,
-        batch_size: int = 16,
-        generation_batch_size: int = 32,
-        repetition_penalty: float | None = None,
-        query_weight: float | None = None,
-        cache: ThoughtCache | None = None,
-        thinker: Thinker | bool | None = None,
-    ) -> O1Embedder:
-        """The joint O1 model: one loaded causal LM thinks (unless ``thinker`` is given, or False for no
-        thinking) and embeds."""
-        from o1_rag.prompts import O1Format
+    def from_loaded(cls, loaded: LoadedModel, **options: Any) -> O1Embedder:
+        """The joint O1 model: one loaded causal LM thinks and embeds. Options: ``model_name``,
+        ``think_mode``, truncation lengths (``max_query_tokens``, ``max_thought_tokens``,
+        ``max_document_tokens``), ``batch_size``, ``generation_batch_size``, ``repetition_penalty``,
+        ``query_weight``, ``cache`` and ``thinker`` (another ``Thinker``, or False for no thinking)."""
+        from o1_rag.loading import embedder_from_loaded
 
-        cfg = loaded.o1_config
-        fmt = O1Format(
-            loaded.tokenizer,
-            max_query_tokens=max_query_tokens or cfg.max_query_tokens,
-            max_thought_tokens=max_thought_tokens or cfg.max_thought_tokens,
-            max_document_tokens=max_document_tokens or cfg.max_document_tokens,
-        )
-        lock = threading.RLock()
-        identity = loaded.identity(model_name)
-        encoder = JointEncoder(
-            loaded.model, loaded.tokenizer, identity, fmt, batch_size=batch_size, lock=lock, name=model_name
-        )
-        own_thinker = thinker is None or thinker is True
-        if thinker is False:
-            thinker = None
-        elif thinker is None or thinker is True:
-            mode = think_mode or cfg.think_mode or ("chat" if loaded.tokenizer.chat_template else "native")
-            thinker = LMThinker(
-                loaded.model,
-                loaded.tokenizer,
-                identity,
-                mode=mode,
-                max_query_tokens=fmt.max_query_tokens,
-                generation_batch_size=generation_batch_size,
-                repetition_penalty=cfg.repetition_penalty
-                if repetition_penalty is None
-                else repetition_penalty,
-                lock=lock,
-            )
-        name = model_name + (f" + adapter {loaded.adapter_path}" if loaded.adapter_path else "")
-        gate = None
-        if own_thinker and loaded.adapter_path and (Path(loaded.adapter_path) / GATE_FILE).is_file():
-            gate = ThinkGate.load(Path(loaded.adapter_path) / GATE_FILE)
-        return cls._with_defaults(encoder, thinker, cfg, query_weight, cache, name, gate)
+        return embedder_from_loaded(loaded, **options)
 
     @classmethod
     def from_pretrained(
@@ -204,135 +141,30 @@ class O1Embedder:
         and deep-copied: the copy loads the same names again, once per process (a process-wide registry
         shares the loaded models).
         """
-        names = {
-            "model": model,
-            "adapter": adapter,
-            "thinker": thinker,
-            "encoder": encoder,
-            "device": device,
-            "dtype": dtype,
-            "revision": revision,
-            "trust_remote_code": trust_remote_code,
-            "cache": str(cache) if isinstance(cache, Path) else cache,
-            "think_mode": think_mode,
-            "query_weight": query_weight,
-            "repetition_penalty": repetition_penalty,
-            **settings,
-        }
-        cache_obj = _open_cache(cache)
-        common = {
-            "device": device,
-            "dtype": dtype,
-            "revision": revision,
-            "trust_remote_code": trust_remote_code,
-        }
-        composed = COMPOSED_MODELS.get(model)
-        if composed is not None and adapter:
-            raise ValueError(f"'{model}' is a thinker + encoder alias: it takes no --adapter")
-        if composed is None and encoder is None:  # the joint model, optionally with another thinker
-            loaded = load_model(model, adapter=adapter, **common)
-            if isinstance(thinker, str):
-                thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
-            return cls._remember(
-                names,
-                cls.from_loaded(
-                    loaded,
-                    model_name=model,
-                    think_mode=think_mode,
-                    repetition_penalty=repetition_penalty,
-                    query_weight=query_weight,
-                    cache=cache_obj,
-                    thinker=thinker,
-                    **settings,
-                ),
-            )
-        config = composed.config() if composed is not None else O1Config()
-        if encoder is None or isinstance(encoder, str):
-            spec, encoder_adapter = (
-                (encoder, None) if encoder else (composed.encoder, composed.encoder_adapter())
-            )
-            encoder = SentenceTransformerEncoder(
-                spec,
-                adapter=encoder_adapter,
-                device=device,
-                trust_remote_code=trust_remote_code,
-                batch_size=settings.pop("batch_size", 32),
-            )
-        own_thinker = thinker is None or thinker is True
-        if thinker is False:
-            thinker = None
-        elif thinker is None or thinker is True or isinstance(thinker, str):
-            thinker_name, thinker_adapter = (
-                (thinker, None)
-                if isinstance(thinker, str)
-                else ((composed.thinker, None) if composed is not None else (model, adapter))
-            )
-            thinker = _load_thinker(
-                thinker_name, thinker_adapter, think_mode, repetition_penalty, settings, common
-            )
-        elif repetition_penalty is not None:
-            thinker.repetition_penalty = check_penalty(repetition_penalty)
-        unused = sorted(set(settings) - {"generation_batch_size", "max_query_tokens"})
-        if unused:
-            raise ValueError(f"{', '.join(unused)}: not a setting of a sentence-transformers encoder")
-        name = model if composed is not None else encoder.describe()
-        gate = None
-        if composed is not None and own_thinker:  # the shipped gate judges the shipped thinker's thoughts
-            gate_path = ADAPTERS_DIR / composed.folder / GATE_FILE
-            gate = ThinkGate.load(gate_path) if gate_path.is_file() else None
-        return cls._remember(
-            names, cls._with_defaults(encoder, thinker, config, query_weight, cache_obj, name, gate)
-        )
+        from o1_rag.loading import load_embedder
 
-    @staticmethod
-    def _remember(spec: dict[str, Any], embedder: O1Embedder) -> O1Embedder:
-        """Keep how an embedder was loaded when that was by names only (what makes it picklable)."""
-        if all(v is None or isinstance(v, str | bool | int | float) for v in spec.values()):
-            embedder._spec = spec
-            embedder._spec_thinker = embedder.thinker
-        return embedder
-
-    @classmethod
-    def _with_defaults(
-        cls,
-        encoder: Encoder,
-        thinker: Thinker | None,
-        config: O1Config,
-        query_weight: float | None,
-        cache: ThoughtCache | None,
-        name: str,
-        gate: ThinkGate | None = None,
-    ) -> O1Embedder:
-        """An embedder whose query-side defaults come from ``config`` (``query_weight`` overrides)."""
-        return cls(
-            encoder,
-            thinker,
+        return load_embedder(
+            model,
+            adapter,
+            thinker=thinker,
+            encoder=encoder,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
             cache=cache,
-            query_weight=(config.query_weight or 0.0) if query_weight is None else query_weight,
-            num_thoughts=config.num_thoughts or DEFAULT_NUM_THOUGHTS,
-            max_new_tokens=config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
-            name=name,
-            gate=gate,
+            think_mode=think_mode,
+            query_weight=query_weight,
+            repetition_penalty=repetition_penalty,
+            **settings,
         )
 
     # ------------------------------------------------------------------ pickling
     def __reduce__(self) -> tuple[Any, ...]:
-        if self._spec is None:
-            raise TypeError(
-                "this O1Embedder was built from objects (a Thinker, Encoder or ThoughtCache), which are not "
-                "pickled; build it with O1Embedder.from_pretrained(...) using names to pickle it"
-            )
-        if self.thinker is not self._spec_thinker:
-            raise TypeError(
-                "this O1Embedder's thinker was replaced after loading (e.g. by an llm=): it cannot be "
-                "pickled; pickle the retriever or embeddings object that set it instead"
-            )
-        key = _spec_key(self._spec)
-        with _REGISTRY_LOCK:
-            _REGISTRY.setdefault(key, self)
-        return (_embedder_from_spec, (self._spec, self.query_weight))
+        from o1_rag.loading import reduce_embedder
 
-    # ------------------------------------------------------------------ identity
+        return reduce_embedder(self)
+
     @property
     def dim(self) -> int:
         """Embedding dimension."""
@@ -551,37 +383,3 @@ class O1Embedder:
 
 
 _REGISTRY: dict[str, O1Embedder] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def _spec_key(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, sort_keys=True, default=str)
-
-
-def _embedder_from_spec(spec: dict[str, Any], query_weight: float) -> O1Embedder:
-    """Unpickling: the embedder loaded with these names in this process, else a newly loaded one."""
-    key = _spec_key(spec)
-    with _REGISTRY_LOCK:
-        embedder = _REGISTRY.get(key)
-        if embedder is None:
-            embedder = O1Embedder.from_pretrained(**spec)
-            _REGISTRY[key] = embedder
-    if embedder.query_weight != query_weight:
-        logger.warning(
-            "unpickled embedder keeps its query weight %s (pickled: %s)", embedder.query_weight, query_weight
-        )
-    return embedder
-
-
-def _load_thinker(
-    name: str,
-    adapter: str | None,
-    think_mode: str | None,
-    repetition_penalty: float | None,
-    settings: dict[str, Any],
-    common: dict[str, Any],
-) -> LMThinker:
-    extra = {k: settings[k] for k in ("generation_batch_size", "max_query_tokens") if settings.get(k)}
-    if repetition_penalty is not None:
-        extra["repetition_penalty"] = repetition_penalty
-    return LMThinker.from_pretrained(name, adapter, mode=think_mode, **common, **extra)

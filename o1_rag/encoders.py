@@ -290,7 +290,7 @@ class SentenceTransformerEncoder(Encoder):
         self.adapter = adapter
         adapter_path = Path(adapter).expanduser() if adapter else None
         if adapter_path is not None:
-            from o1_rag.models import adapter_checksum, check_adapter_folder
+            from o1_rag.causal_lm import adapter_checksum, check_adapter_folder
 
             check_adapter_folder(adapter_path)
             self.identity = f"{self.identity}+adapter:{adapter_checksum(adapter_path)}"
@@ -298,7 +298,7 @@ class SentenceTransformerEncoder(Encoder):
         if model is None:
             from sentence_transformers import SentenceTransformer
 
-            from o1_rag.models import pick_device
+            from o1_rag.causal_lm import pick_device
 
             try:
                 model = SentenceTransformer(

@@ -9,22 +9,18 @@ unless asked. A peft adapter directory loads on top of any base.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from o1_rag.config import O1_CONFIG_NAME, O1Config
+from o1_rag.config import O1Config
 from o1_rag.errors import ModelNotFoundError
-from o1_rag.files import atomic_dir
+from o1_rag.files import atomic_dir, file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -107,27 +103,6 @@ def o1rag_home() -> Path:
     return Path(os.environ.get("O1RAG_HOME") or Path.home() / ".cache" / "o1rag").expanduser()
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock held across processes for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a whole file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _bundled_source(alias: str) -> Path:
     spec = BUNDLED_MODELS[alias]
     found = importlib.util.find_spec(spec.package)
@@ -193,75 +168,6 @@ def directory_identity(path: Path) -> str:
             handle.seek(max(0, size - (1 << 20)))
             digest.update(handle.read(1 << 20))
     return digest.hexdigest()[:16]
-
-
-def check_adapter_folder(path: Path) -> Path:
-    """A peft adapter folder with safetensors weights; pickled weights (``*.bin``) are refused up front."""
-    if not (path / "adapter_config.json").is_file():
-        raise ModelNotFoundError(f"adapter '{path}' is not a folder with an adapter_config.json")
-    if not (path / "adapter_model.safetensors").is_file():
-        pickled = sorted(p.name for p in path.glob("*.bin"))
-        what = (
-            f"only {', '.join(pickled)} (pickle, never loaded)" if pickled else "no adapter_model.safetensors"
-        )
-        raise ModelNotFoundError(f"adapter '{path}' holds {what}: o1-rag loads safetensors weights only")
-    return path
-
-
-def adapter_checksum(path: Path) -> str:
-    """sha256 over an adapter's weights and peft config (its files are small).
-
-    ``o1_config.json`` is left out: what in it shapes document vectors (the truncation length) is part of
-    the embedder fingerprint itself, and the rest (think mode, query-side lengths) is query-side only. So is
-    the think gate (``o1_gate.json``): it decides which queries think, never how a document is embedded.
-    """
-    digest = hashlib.sha256()
-    query_side = {O1_CONFIG_NAME, "o1_gate.json"}
-    files = [
-        p.name for p in path.iterdir() if p.suffix in {".safetensors", ".json"} and p.name not in query_side
-    ]
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())
-    return digest.hexdigest()[:16]
-
-
-@dataclass
-class LoadedModel:
-    """A causal LM ready for O1 use, with what identifies it."""
-
-    model: Any
-    tokenizer: Any
-    base_identity: str
-    adapter_identity: str | None = None
-    o1_config: O1Config = field(default_factory=O1Config)
-    adapter_path: str | None = None
-
-    def identity(self, name: str = "") -> dict[str, Any]:
-        """``{"name", "base", "adapter"}``: what identifies the weights (thinker and encoder identities)."""
-        return {"name": name, "base": self.base_identity, "adapter": self.adapter_identity}
-
-
-def pick_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when present, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def pick_dtype(dtype: str, device: str) -> Any:
-    """``auto`` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16") from None
 
 
 _HUB_REACHABLE: bool | None = None
@@ -343,103 +249,3 @@ def model_path(name: str = BASE_MODEL) -> str:
     Handy for giving the bundled model to other tools (a LangChain or LlamaIndex LLM wrapper).
     """
     return resolve_base(name)[0]
-
-
-def read_o1_config(adapter: str | None, base: str | None = None) -> O1Config:
-    """The validated ``o1_config.json`` of an adapter folder, else of a local base folder, else defaults."""
-    folders = [Path(p).expanduser() for p in (adapter, base) if p]
-    return O1Config.find(*(p for p in folders if p.is_dir()))
-
-
-def load_model(
-    name: str = JOINT_MODEL,
-    *,
-    adapter: str | None = None,
-    revision: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    trust_remote_code: bool = False,
-    o1_tokens: bool = True,
-) -> LoadedModel:
-    """Load a base model (+ optional peft adapter) with the O1 markers in its tokenizer.
-
-    ``o1_tokens=False`` loads a model that only writes (a chat thinker) as it is: no markers, no resize.
-
-    Raises:
-        ModelNotFoundError: the name or the adapter resolves to nothing loadable.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from o1_rag.prompts import add_o1_tokens
-
-    name, adapter = split_trained(name, adapter)
-    load_path, identity = resolve_base(name)
-    adapter_path = Path(adapter).expanduser() if adapter else None
-    if adapter_path is not None:
-        check_adapter_folder(adapter_path)
-    device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, device)
-    common = {"revision": revision, "trust_remote_code": trust_remote_code}
-    tokenizer_source = (
-        str(adapter_path)
-        if adapter_path is not None and (adapter_path / "tokenizer_config.json").is_file()
-        else load_path
-    )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
-        model = AutoModelForCausalLM.from_pretrained(
-            load_path, dtype=torch_dtype, use_safetensors=True, **common
-        )
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        aliases = ", ".join([*COMPOSED_MODELS, *TRAINED_MODELS, *BUNDLED_MODELS])
-        raise ModelNotFoundError(
-            f"cannot load model '{name}': not a bundled alias ({aliases}), not a local "
-            f"model folder, and not loadable as a Hugging Face id ({first})"
-        ) from None
-    if identity.startswith("hub:"):
-        commit = getattr(model.config, "_commit_hash", None) or revision or "unpinned"
-        identity = f"{identity}@{commit}"
-    if o1_tokens or adapter_path is not None:  # an O1 adapter was trained with the markers
-        rows_before = model.get_input_embeddings().weight.shape[0]
-        added = add_o1_tokens(tokenizer, model)
-        if added or model.get_input_embeddings().weight.shape[0] > rows_before:
-            init_marker_rows(model, tokenizer)
-    o1_config = read_o1_config(str(adapter_path) if adapter_path else None, load_path)
-    adapter_identity = None
-    if adapter_path is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
-        with contextlib.suppress(Exception):  # merging is an inference speed-up, not a requirement
-            model = model.merge_and_unload()
-        adapter_identity = adapter_checksum(adapter_path)
-    model.to(device)
-    model.eval()
-    return LoadedModel(
-        model, tokenizer, identity, adapter_identity, o1_config, str(adapter_path) if adapter_path else None
-    )
-
-
-def init_marker_rows(model: Any, tokenizer: Any) -> None:
-    """Give each new O1 marker a deterministic embedding: the mean of its spelled-out word pieces.
-
-    Random rows would differ between processes, so documents indexed in one run and queries embedded in
-    another would live in different spaces.
-    """
-    import torch
-
-    from o1_rag.prompts import O1_TOKENS
-
-    embeddings = model.get_input_embeddings().weight
-    with torch.no_grad():
-        for marker in O1_TOKENS:
-            word = marker.strip("<>/") or marker
-            pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
-            row = tokenizer.convert_tokens_to_ids(marker)
-            embeddings[row] = embeddings[pieces].mean(dim=0)
-        output = model.get_output_embeddings()
-        if output is not None and output.weight.data_ptr() != embeddings.data_ptr():
-            for marker in O1_TOKENS:
-                row = tokenizer.convert_tokens_to_ids(marker)
-                output.weight[row] = 0.0

@@ -258,7 +258,7 @@ def test_unwritable_places_are_one_error_line(
         _invoke("index", tiny_corpus, "-c", "abc", "--db", blocker / "db", "--encoder", tiny_encoder_dir), ""
     )
     # an unwritable cache root: thinking goes on without a cache (the store lives elsewhere)
-    from o1_rag.embedder import _open_cache
+    from o1_rag.loading import open_cache as _open_cache
 
     monkeypatch.setenv("O1RAG_HOME", str(blocker / "home"))
     assert _open_cache(True) is None

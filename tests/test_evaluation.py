@@ -213,7 +213,8 @@ def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
 
 def test_training_bench_joint_forward_keeps_less_for_backward(tiny_model_dir: Path) -> None:
     """One joint forward saves fewer activations than separate LM / embedding / query-only passes."""
-    from o1_rag.evaluation.bench import bench_texts, bench_training
+    from o1_rag.evaluation.bench import bench_texts
+    from o1_rag.evaluation.bench_scale import bench_training
 
     docs, queries = bench_texts(None, 8, 32)
     rows = {

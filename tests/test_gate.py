@@ -161,7 +161,7 @@ def test_think_bench_measures_auto_against_always(tiny_embedder_session, tmp_pat
 def test_a_gate_does_not_change_the_index_fingerprint(tiny_adapter_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from o1_rag.models import adapter_checksum
+    from o1_rag.causal_lm import adapter_checksum
 
     folder = Path(shutil.copytree(tiny_adapter_dir, tmp_path / "adapter"))
     before = adapter_checksum(folder)

@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from o1_rag.causal_lm import load_model
 from o1_rag.errors import ModelNotFoundError
-from o1_rag.models import expand_bundled, load_model, resolve_base
+from o1_rag.models import expand_bundled, resolve_base
 from o1_rag.prompts import O1_TOKENS
 
 

@@ -8,9 +8,9 @@ import torch
 from transformers import TrainerCallback
 from typer.testing import CliRunner
 
+from o1_rag.causal_lm import LoadedModel, load_model
 from o1_rag.cli import app
 from o1_rag.embedder import O1Embedder
-from o1_rag.models import LoadedModel, load_model
 from o1_rag.prompts import EMB, O1Format
 from o1_rag.training.data import O1Collator
 from o1_rag.training.losses import info_nce, joint_loss

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -106,8 +105,9 @@ def eval_ir(
             exact=exact,
         )
         with progress_bars() as update:
-            settings = replace(settings, progress=update)
-            result = evaluate_ir(data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries)
+            result = evaluate_ir(
+                data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries, progress=update
+            )
         target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
         write_ir_report(result, target, command_line(ctx))
         table = Table(
@@ -206,7 +206,6 @@ def eval_frontier(
             model=model, adapter=adapter, device=device, seed=seed, db=str(db) if db else None
         )
         with progress_bars() as update:
-            settings = replace(settings, progress=update)
             result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
         target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
         write_frontier_report(result, target, command_line(ctx))
@@ -308,7 +307,6 @@ def eval_rag(
                 else local_llm(judge, 256, device=device)
             )
         with progress_bars() as update:
-            settings = replace(settings, progress=update)
             result = evaluate_rag(
                 data_dir,
                 retrievers,

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from o1_rag.evaluation.context import EvalContext, EvalSettings
 from o1_rag.evaluation.data import load_collection
 from o1_rag.evaluation.metrics import score_runs
-from o1_rag.evaluation.systems import EvalSettings, O1System
+from o1_rag.evaluation.o1_system import O1System
 
 
 @dataclass
@@ -71,8 +72,8 @@ def evaluate_frontier(
     if not thoughts or not tokens or min(thoughts) <= 0 or min(tokens) <= 0:
         raise ValueError("--thoughts and --tokens need positive numbers")
     corpus, queries, qrels = load_collection(data_dir, limit_queries)
-    store = O1System(False, settings)
-    embedder = settings.embedder(settings.model, settings.adapter)
+    store = O1System(False, EvalContext.create(settings, progress))
+    embedder = store.context.models.embedder(settings.model, settings.adapter)
     collection = store.index(embedder, corpus)
     lexical = sync_lexical(collection, lexical_folder(collection, store.db_path()))
     default = embedder.resolve(None)

@@ -6,17 +6,15 @@ baseline, and per-query scores for plots.
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from o1_rag.evaluation.context import EvalContext, EvalSettings, Progress
 from o1_rag.evaluation.data import load_collection
 from o1_rag.evaluation.metrics import score_runs
-from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
-
-logger = logging.getLogger(__name__)
+from o1_rag.evaluation.runner import run_systems
+from o1_rag.evaluation.systems import parse_systems
 
 DEPTH = 100  # documents retrieved per query (Recall@100)
 
@@ -48,45 +46,28 @@ def evaluate_ir(
     settings: EvalSettings | None = None,
     baseline: str | None = None,
     limit_queries: int | None = None,
+    progress: Progress | None = None,
 ) -> IRResult:
-    """Run every system in ``systems`` (comma-separated specs) on the collection and score it with ranx."""
+    """Run every system in ``systems`` (comma-separated specs) on the collection and score it with ranx.
+
+    ``progress(label, done, total)`` is told as systems, indexing and thinking advance."""
     from ranx import Run
 
     specs = parse_systems(systems)
     baseline = baseline or specs[0]
     if baseline not in specs:
         raise ValueError(f"baseline '{baseline}' is not among the systems ({', '.join(specs)})")
-    settings = replace(settings or EvalSettings(), dataset=Path(data_dir).resolve().name)
     corpus, queries, qrels = load_collection(data_dir, limit_queries)
-    built = [build_system(spec, settings) for spec in specs]
-    runs: list[Any] = []
-    seconds: dict[str, float] = {}
-    examples: dict[str, dict[str, Any]] = {}
-    notes: dict[str, str] = {}
-    for n, (spec, system) in enumerate(zip(specs, built, strict=True)):
-        if settings.progress is not None:
-            settings.progress("systems", n, len(specs))
-        logger.info("%s: retrieving for %d queries over %d documents", spec, len(queries), len(corpus))
-        start = time.perf_counter()
-        ranking = system.retrieve(corpus, queries, DEPTH)
-        seconds[spec] = time.perf_counter() - start
+    runs = run_systems(specs, corpus, queries, DEPTH, EvalContext.create(settings, progress))
+    ranx_runs = {}
+    for run in runs:
         for qid in queries:  # ranx needs every query present; an empty ranking scores zero
-            ranking.setdefault(qid, {})
-            if not ranking[qid]:
-                ranking[qid] = {"__none__": 0.0}
-        runs.append(Run(ranking, name=spec))
-        if getattr(system, "note", ""):
-            notes[spec] = system.note
-        sample = list(queries)[:3]
-        if getattr(system, "thoughts", None):
-            examples[spec] = {q: system.thoughts.get(q) for q in sample}
-        elif getattr(system, "passages", None):
-            examples[spec] = {q: [system.passages.get(queries[q], "")] for q in sample}
-    if settings.progress is not None:
-        settings.progress("systems", len(specs), len(specs))
-    scores, per_query, p_values, wtl = score_runs(qrels, dict(zip(specs, runs, strict=True)), baseline)
+            if not run.ranking.get(qid):
+                run.ranking[qid] = {"__none__": 0.0}
+        ranx_runs[run.spec] = Run(run.ranking, name=run.spec)
+    scores, per_query, p_values, wtl = score_runs(qrels, ranx_runs, baseline)
     return IRResult(
-        settings.dataset,
+        Path(data_dir).resolve().name,
         specs,
         baseline,
         len(queries),
@@ -95,7 +76,7 @@ def evaluate_ir(
         per_query,
         p_values,
         wtl,
-        seconds,
-        examples,
-        notes,
+        {run.spec: run.seconds for run in runs},
+        {run.spec: run.examples for run in runs if run.examples},
+        {run.spec: run.note for run in runs if run.note},
     )

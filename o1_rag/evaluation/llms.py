@@ -19,7 +19,8 @@ def local_llm(
     from langchain_huggingface import HuggingFacePipeline
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    from o1_rag.models import model_path, pick_device, pick_dtype
+    from o1_rag.causal_lm import pick_device, pick_dtype
+    from o1_rag.models import model_path
 
     path = model_path(name)
     device = pick_device(device)

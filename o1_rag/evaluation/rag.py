@@ -14,13 +14,14 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from o1_rag.data import Document, load_corpus
+from o1_rag.evaluation.context import EvalContext, EvalSettings
 from o1_rag.evaluation.data import QAItem, load_qa
-from o1_rag.evaluation.systems import EvalSettings, build_system, parse_systems
+from o1_rag.evaluation.systems import build_system, parse_systems
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ class RAGResult:
 
 
 def retrieve_contexts(
-    spec: str, corpus: list[Document], items: list[QAItem], k: int, settings: EvalSettings
+    spec: str, corpus: list[Document], items: list[QAItem], k: int, context: EvalContext
 ) -> list[list[Document]]:
     """Top-``k`` documents per question, retrieved by the evaluation system ``spec`` (for the O1 systems, the
     library's own query pipeline, as ``eval ir`` uses it)."""
     by_id = {d.id: d for d in corpus}
     queries = {item.id: item.question for item in items}
-    ranking = build_system(spec, settings).retrieve(corpus, queries, k)
+    ranking = build_system(spec, context).retrieve(corpus, queries, k)
     return [[by_id[d] for d in list(ranking[item.id])[:k]] for item in items]
 
 
@@ -102,7 +103,7 @@ def evaluate_rag(
     if k <= 0:
         raise ValueError(f"-k must be > 0, got {k}")
     specs = parse_systems(retrievers)
-    settings = replace(settings or EvalSettings(), dataset=Path(data_dir).resolve().name)
+    context = EvalContext.create(settings, progress)
     items = load_qa(data_dir, limit)
     corpus = load_corpus(data_dir)
     metrics: list[Any] = [
@@ -130,7 +131,7 @@ def evaluate_rag(
     for n, spec in enumerate(specs):
         start = time.perf_counter()
         tell("retrieving", n)
-        contexts = retrieve_contexts(spec, corpus, items, k, settings)
+        contexts = retrieve_contexts(spec, corpus, items, k, context)
         tell("retrieving", n + 1)
         prompts = [
             chat_prompt(
@@ -194,5 +195,14 @@ def evaluate_rag(
         seconds[spec] = time.perf_counter() - start
         tell("scoring", n + 1)
     return RAGResult(
-        settings.dataset, specs, len(items), k, scores, failed, samples, seconds, generator_name, judge_name
+        Path(data_dir).resolve().name,
+        specs,
+        len(items),
+        k,
+        scores,
+        failed,
+        samples,
+        seconds,
+        generator_name,
+        judge_name,
     )

@@ -131,7 +131,7 @@ def encoder_training_args(recipe: EncoderRecipe) -> Any:
     except ImportError:  # pragma: no cover - older releases
         from sentence_transformers.training_args import BatchSamplers
 
-    from o1_rag.models import pick_device
+    from o1_rag.causal_lm import pick_device
 
     return SentenceTransformerTrainingArguments(
         output_dir=recipe.output_dir,
@@ -173,8 +173,8 @@ def build_encoder_trainer(
     except ImportError:  # pragma: no cover - older releases
         from sentence_transformers.losses import MultipleNegativesRankingLoss
 
+    from o1_rag.causal_lm import pick_device
     from o1_rag.encoders import resolve_encoder_path
-    from o1_rag.models import pick_device
     from o1_rag.training.losses import world_size
 
     args = args or encoder_training_args(recipe)

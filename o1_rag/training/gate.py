@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from o1_rag.evaluation.context import EvalContext, EvalSettings
 from o1_rag.evaluation.data import load_collection
-from o1_rag.evaluation.systems import EvalSettings, O1System
+from o1_rag.evaluation.o1_system import O1System
 from o1_rag.gate import TOP, GateError, ThinkGate, gate_features
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ def train_gate(
     """Fit a gate on the judged queries of ``data_dir`` (a BEIR folder: use training queries, never the
     collection you will evaluate on)."""
     corpus, queries, qrels = load_collection(data_dir, limit_queries)
-    settings = replace(settings, progress=progress)
-    never, always = O1System(False, settings), O1System(True, settings)
+    context = EvalContext.create(settings, progress)
+    never, always = O1System(False, context), O1System(True, context)
     depth = max(TOP, min(len(corpus), DEPTH))
     plain = never.retrieve(corpus, queries, depth)
     thought = always.retrieve(corpus, queries, depth)

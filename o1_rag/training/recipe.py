@@ -133,7 +133,7 @@ def build_model(recipe: Recipe) -> tuple[Any, Any]:
     """Base model with the O1 markers, wrapped with LoRA; only LoRA weights and the marker rows train."""
     from peft import LoraConfig, get_peft_model
 
-    from o1_rag.models import load_model
+    from o1_rag.causal_lm import load_model
     from o1_rag.prompts import O1_TOKENS
 
     loaded = load_model(recipe.base, device=recipe.device, dtype="float32")
@@ -179,7 +179,7 @@ def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
     import torch
     from transformers import TrainingArguments, set_seed
 
-    from o1_rag.models import pick_device
+    from o1_rag.causal_lm import pick_device
     from o1_rag.prompts import O1Format
     from o1_rag.training.data import O1Collator, load_examples
     from o1_rag.training.trainer import O1LossConfig, O1Trainer
@@ -343,7 +343,7 @@ def pack_adapter(
 
     from safetensors.torch import load_file, save_file
 
-    from o1_rag.models import pick_dtype
+    from o1_rag.causal_lm import pick_dtype
     from o1_rag.prompts import THINK_MODES
 
     defaults: dict[str, Any] = {}
