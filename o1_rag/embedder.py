@@ -144,19 +144,21 @@ class O1Embedder:
         from o1_rag.loading import load_embedder
 
         return load_embedder(
-            model,
-            adapter,
-            thinker=thinker,
-            encoder=encoder,
-            device=device,
-            dtype=dtype,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            cache=cache,
-            think_mode=think_mode,
-            query_weight=query_weight,
-            repetition_penalty=repetition_penalty,
-            **settings,
+            {
+                "model": model,
+                "adapter": adapter,
+                "thinker": thinker,
+                "encoder": encoder,
+                "device": device,
+                "dtype": dtype,
+                "revision": revision,
+                "trust_remote_code": trust_remote_code,
+                "cache": str(cache) if isinstance(cache, Path) else cache,
+                "think_mode": think_mode,
+                "query_weight": query_weight,
+                "repetition_penalty": repetition_penalty,
+                **settings,
+            }
         )
 
     # ------------------------------------------------------------------ pickling
@@ -231,8 +233,55 @@ class O1Embedder:
         return self.thinker
 
     def thought_cache_params(self, params: ThinkParams | None = None) -> dict[str, Any]:
-        """The generation settings as they key the thought cache."""
-        return self._require_thinker().cache_params(self.resolve(params))
+        """The generation settings as they key the thought cache (with ``agree`` when it is on)."""
+        params = self.resolve(params)
+        key = self._require_thinker().cache_params(params)
+        if params.agree is not None and params.num_thoughts > 2:
+            key["agree"] = params.agree
+        return key
+
+    def _think_until_agree(
+        self, queries: list[str], params: ThinkParams, cache: ThoughtCache | None
+    ) -> list[list[str]]:
+        """Early stopping: two thoughts per query, then one more at a time (seed + round) for the queries
+        whose thoughts do not yet agree (no two ``v_t`` within cosine ``params.agree``), up to
+        ``num_thoughts``. The finished lists are cached under the settings including ``agree``."""
+        thinker = self._require_thinker()
+        key = self.thought_cache_params(params)
+        unique = list(dict.fromkeys(queries))
+        found = cache.get_many(thinker.cache_id, key, unique) if cache is not None else {}
+        missing = [q for q in unique if q not in found]
+        if missing:
+            plain = replace(params, agree=None)
+            thoughts = dict(zip(missing, thinker.think(missing, replace(plain, num_thoughts=2)), strict=True))
+            vectors = {q: list(self._thought_vectors([q] * len(t), t)) for q, t in thoughts.items()}
+            pending = [q for q in missing if float(vectors[q][0] @ vectors[q][1]) < params.agree]
+            for step in range(1, params.num_thoughts - 1):
+                if self.progress is not None:
+                    self.progress(len(missing) - len(pending), len(missing))
+                if not pending:
+                    break
+                seed = None if plain.seed is None else plain.seed + step
+                more = [t[0] for t in thinker.think(pending, replace(plain, num_thoughts=1, seed=seed))]
+                new = self._thought_vectors(pending, more)
+                still = []
+                for query, thought, vector in zip(pending, more, new, strict=True):
+                    agrees = max(float(vector @ old) for old in vectors[query]) >= params.agree
+                    thoughts[query].append(thought)
+                    vectors[query].append(vector)
+                    if not agrees:
+                        still.append(query)
+                pending = still
+            if self.progress is not None:
+                self.progress(len(missing), len(missing))
+            if cache is not None:
+                cache.put_many(thinker.cache_id, key, thoughts)
+            found.update(thoughts)
+        return [list(found[q]) for q in queries]
+
+    def _thought_vectors(self, queries: Sequence[str], thoughts: Sequence[str]) -> np.ndarray:
+        """Unit ``v_t`` of each (query, thought) pair."""
+        return normalise_rows(self.encoder.embed_pairs(list(queries), list(thoughts))[1])
 
     def think(
         self,
@@ -249,8 +298,10 @@ class O1Embedder:
     ) -> list[list[str]]:
         """Write ``num_thoughts`` thoughts per query (cached ones are looked up, new ones stored).
 
+        With ``params.agree`` a query stops early once two of its thoughts agree (see ``ThinkParams``).
+
         Returns:
-            One list of ``num_thoughts`` strings per query, in input order.
+            One list of thoughts per query (``num_thoughts``, or fewer after an early stop), in input order.
         """
         queries = check_texts(queries, "queries")
         thinker = self._require_thinker()
@@ -261,6 +312,8 @@ class O1Embedder:
         if batch_size and saved is not None:
             thinker.generation_batch_size = batch_size
         try:
+            if params.agree is not None and params.num_thoughts > 2:
+                return self._think_until_agree(queries, params, self.cache if use_cache else None)
             return think_cached(
                 thinker, queries, params, self.cache if use_cache else None, progress=self.progress
             )
@@ -331,7 +384,7 @@ class O1Embedder:
         thoughts = self.think(queries, params=params, use_cache=use_cache)
         cache = self.cache if use_cache else None
         unique = list(dict.fromkeys(queries))
-        key = {**self._require_thinker().cache_params(params), "thinker": self._require_thinker().cache_id}
+        key = {**self.thought_cache_params(params), "thinker": self._require_thinker().cache_id}
         if weight:
             key["query_weight"] = weight
         vectors = cache.get_vectors(self.fingerprint, key, unique, self.dim) if cache else {}

@@ -121,40 +121,27 @@ def embedder_from_loaded(
     return with_defaults(encoder, thinker, cfg, query_weight, cache, name, gate)
 
 
-def load_embedder(
-    model: str = DEFAULT_MODEL,
-    adapter: str | None = None,
-    *,
-    thinker: Thinker | str | bool | None = None,
-    encoder: Encoder | str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    cache: ThoughtCache | str | Path | bool | None = True,
-    think_mode: str | None = None,
-    query_weight: float | None = None,
-    repetition_penalty: float | None = None,
-    **settings: Any,
-) -> O1Embedder:
-    """Load an embedder by name (see ``O1Embedder.from_pretrained``)."""
-    names = {
-        "model": model,
-        "adapter": adapter,
-        "thinker": thinker,
-        "encoder": encoder,
+def load_embedder(spec: dict[str, Any]) -> O1Embedder:
+    """Load an embedder from the keyword arguments of ``O1Embedder.from_pretrained`` (see there)."""
+    names = dict(spec)
+    settings = dict(spec)
+    model = settings.pop("model", DEFAULT_MODEL)
+    adapter = settings.pop("adapter", None)
+    thinker = settings.pop("thinker", None)
+    encoder = settings.pop("encoder", None)
+    cache = settings.pop("cache", True)
+    think_mode = settings.pop("think_mode", None)
+    query_weight = settings.pop("query_weight", None)
+    repetition_penalty = settings.pop("repetition_penalty", None)
+    device = settings.pop("device", "auto")
+    trust_remote_code = settings.pop("trust_remote_code", False)
+    common = {
         "device": device,
-        "dtype": dtype,
-        "revision": revision,
+        "dtype": settings.pop("dtype", "auto"),
+        "revision": settings.pop("revision", None),
         "trust_remote_code": trust_remote_code,
-        "cache": str(cache) if isinstance(cache, Path) else cache,
-        "think_mode": think_mode,
-        "query_weight": query_weight,
-        "repetition_penalty": repetition_penalty,
-        **settings,
     }
     cache_obj = open_cache(cache)
-    common = {"device": device, "dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code}
     composed = COMPOSED_MODELS.get(model)
     if composed is not None and adapter:
         raise ValueError(f"'{model}' is a thinker + encoder alias: it takes no --adapter")
@@ -177,9 +164,11 @@ def load_embedder(
         )
     config = composed.config() if composed is not None else O1Config()
     if encoder is None or isinstance(encoder, str):
-        spec, encoder_adapter = (encoder, None) if encoder else (composed.encoder, composed.encoder_adapter())
+        encoder_name, encoder_adapter = (
+            (encoder, None) if encoder else (composed.encoder, composed.encoder_adapter())
+        )
         encoder = SentenceTransformerEncoder(
-            spec,
+            encoder_name,
             adapter=encoder_adapter,
             device=device,
             trust_remote_code=trust_remote_code,
@@ -261,7 +250,7 @@ def _embedder_from_spec(spec: dict[str, Any], query_weight: float) -> O1Embedder
     with _REGISTRY_LOCK:
         embedder = _REGISTRY.get(key)
         if embedder is None:
-            embedder = load_embedder(**spec)
+            embedder = load_embedder(spec)
             _REGISTRY[key] = embedder
     if embedder.query_weight != query_weight:
         logger.warning(

@@ -3,7 +3,7 @@
 ``O1Retriever``, ``O1Embeddings`` (LangChain) and ``O1Embedding`` (LlamaIndex) inherit ``ThinkSettings``
 so they share names, defaults, ranges and documentation with each other and with the CLI options
 (``--num-thoughts``, ``--max-new-tokens``, ``--temperature``, ``--top-p``, ``--seed``,
-``--repetition-penalty``, ``--query-weight``, ``--think-mode``, ``--think``, ``--no-cache``).
+``--repetition-penalty``, ``--agree``, ``--query-weight``, ``--think-mode``, ``--think``, ``--no-cache``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ class ThinkSettings(BaseModel):
     top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(default=None, description="Make sampling reproducible.")
     repetition_penalty: float | None = Field(default=None, gt=0, description="1 = none [model's].")
+    agree: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Early stop: stop sampling a query's thoughts once two agree (cosine of their vectors).",
+    )
     query_weight: float | None = Field(
         default=None, ge=0, le=1, description="Share of the query-only vector in the query vector [model's]."
     )
@@ -112,6 +118,7 @@ class ThinkSettings(BaseModel):
             self.top_p,
             self.seed,
             self.repetition_penalty,
+            self.agree,
         )
 
     def load_embedder(

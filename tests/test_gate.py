@@ -144,7 +144,8 @@ def test_train_gate_cli_refuses_what_it_cannot_learn_from(
 
 
 def test_think_bench_measures_auto_against_always(tiny_embedder_session, tmp_path: Path) -> None:
-    from o1_rag.evaluation.bench import bench_texts, bench_think
+    from o1_rag.evaluation.bench import bench_texts
+    from o1_rag.evaluation.bench_think import bench_think
 
     docs, _ = bench_texts(None, 8, 32)
     embedder = tiny_embedder_session
@@ -156,6 +157,21 @@ def test_think_bench_measures_auto_against_always(tiny_embedder_session, tmp_pat
     assert [r.measure.split(" search")[0] for r in rows[:4]] == ["dense", "dense", "hybrid", "hybrid"]
     assert rows[0].target == "<= 0.5x" and rows[0].ratio.endswith("x")
     assert rows[-1].value == "1 of 2 queries"  # the gate thinks on the long query only
+
+
+def test_agree_bench_compares_early_stop_with_full_thinking(tiny_embedder_session) -> None:
+    from o1_rag.evaluation.bench import bench_texts
+    from o1_rag.evaluation.bench_think import bench_agree
+
+    _, queries = bench_texts(None, 8, 32)
+    rows = bench_agree(tiny_embedder_session, queries[:4], single=2)
+    assert [r.measure for r in rows] == [
+        "think 4 queries in one batch: agree 0.95 vs off",
+        "think one query (mean of 2): agree 0.95 vs off",
+    ]
+    with_stop, without = (int(r.split(" s, ")[1].split()[0]) for r in (rows[0].value, rows[0].baseline))
+    assert without == 4 * 3 and 4 * 2 <= with_stop <= without  # early stop writes 2 or 3 per query
+    assert all(r.ratio.endswith("x") for r in rows)
 
 
 def test_a_gate_does_not_change_the_index_fingerprint(tiny_adapter_dir: Path, tmp_path: Path) -> None:

@@ -335,3 +335,47 @@ def test_concurrency_option_reaches_the_endpoint_thinker() -> None:
         app, ["think", "q", "--thinker", "m", "--thinker-url", "http://x/v1", "--concurrency", "0"]
     )
     assert result.exit_code == 2 and "--concurrency" in result.output
+
+
+def test_early_stop_when_thoughts_agree(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    """``agree``: two thoughts first, then one at a time for the queries whose thoughts differ, each round
+    with its own seed; the finished lists are cached under the settings including ``agree``."""
+    script = {
+        "qsame": ["aspirin heart attack", "aspirin heart attack", "x", "y"],
+        "qthird": ["coffee and the liver", "sleep and memory", "coffee and the liver", "z"],
+        "qdiffer": ["coffee and the liver", "sleep and memory", "aspirin heart attack", "bones calcium"],
+    }
+    issued = {q: 0 for q in script}
+    calls: list[tuple[list[str], int | None]] = []
+
+    def generate(prompts: list[str], params: ThinkParams) -> list[str]:
+        owners = [next(q for q in script if q in p) for p in prompts]
+        calls.append((owners, params.seed))
+        out = []
+        for q in owners:
+            out.append(script[q][issued[q] % 4])
+            issued[q] += 1
+        return out
+
+    emb = O1Embedder(
+        SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu"),
+        CallableThinker(generate, "scripted"),
+        cache=ThoughtCache(tmp_path / "thoughts.sqlite"),
+    )
+    params = ThinkParams(num_thoughts=4, seed=0, agree=0.999)
+    queries = ["qsame", "qthird", "qdiffer"]
+    vectors, thoughts = emb.think_and_embed(queries, params)
+    assert [len(t) for t in thoughts] == [2, 3, 4]
+    assert thoughts[1] == script["qthird"][:3]
+    assert calls == [(["qsame", "qsame", "qthird", "qthird", "qdiffer", "qdiffer"], 0),
+                     (["qthird", "qdiffer"], 1), (["qdiffer"], 2)]  # fmt: skip
+    np.testing.assert_allclose(vectors, emb.embed_with_thoughts(queries, thoughts), atol=1e-6)
+    # cached under settings that include agree: no generation again; without agree, all four thoughts
+    calls.clear()
+    assert emb.think(queries, params=params) == thoughts and not calls
+    assert [len(t) for t in emb.think(queries, params=ThinkParams(num_thoughts=4, seed=0))] == [4, 4, 4]
+    assert emb.thought_cache_params(params)["agree"] == 0.999
+    assert "agree" not in emb.thought_cache_params(ThinkParams(num_thoughts=4, seed=0))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="agree must be a cosine"):
+            ThinkParams(agree=bad)

@@ -152,6 +152,16 @@ RepPenOpt = Annotated[
 
 
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Make sampling reproducible.")]
+AgreeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--agree",
+        min=0.0,
+        max=1.0,
+        help="Early stop: sample thoughts two, then one at a time, and stop once two agree (their vectors "
+        "within this cosine, e.g. 0.95) [default: off].",
+    ),
+]
 
 
 def setup_logging(verbose: bool) -> None:
@@ -296,10 +306,11 @@ def think_params(
     top_p: float,
     seed: int | None,
     repetition_penalty: float | None = None,
+    agree: float | None = None,
 ) -> Any:
     from o1_rag.embedder import ThinkParams
 
-    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree)
 
 
 def command_line(ctx: typer.Context) -> str:

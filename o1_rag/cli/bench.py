@@ -23,7 +23,7 @@ from o1_rag.models import DEFAULT_MODEL
 
 def bench(
     suites: Annotated[
-        str, typer.Option("--suites", help="Comma-separated: core, compare, train, think, ray.")
+        str, typer.Option("--suites", help="Comma-separated: core, compare, train, think, agree, ray.")
     ] = "core,compare",
     data: Annotated[
         Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from o1_rag.cli._common import (
     AdapterOpt,
+    AgreeOpt,
     ApiKeyEnvOpt,
     ConcurrencyOpt,
     DbOpt,
@@ -66,6 +67,7 @@ def eval_ir(
     max_new_tokens: MaxNewOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
     repetition_penalty: RepPenOpt = None,
+    agree: AgreeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
     thinker: ThinkerOpt = None,
@@ -101,6 +103,7 @@ def eval_ir(
             max_new_tokens=max_new_tokens,
             seed=seed,
             repetition_penalty=repetition_penalty,
+            agree=agree,
             db=str(db) if db else None,
             exact=exact,
         )

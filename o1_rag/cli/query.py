@@ -11,6 +11,7 @@ from rich.table import Table
 
 from o1_rag.cli._common import (
     AdapterOpt,
+    AgreeOpt,
     ApiKeyEnvOpt,
     ConcurrencyOpt,
     DbOpt,
@@ -71,6 +72,7 @@ def search(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
     repetition_penalty: RepPenOpt = None,
+    agree: AgreeOpt = None,
     query_weight: Annotated[
         float | None,
         typer.Option(
@@ -102,7 +104,9 @@ def search(
         from o1_rag.store import O1Collection, open_client
 
         pipeline.check_query(text)
-        params = think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+        params = think_params(
+            num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree
+        )
         from o1_rag.gate import think_choice
 
         mode = "never" if no_think else think_choice(think)
@@ -190,6 +194,7 @@ def think(
     top_p: TopPOpt = 0.9,
     seed: SeedOpt = None,
     repetition_penalty: RepPenOpt = None,
+    agree: AgreeOpt = None,
     think_mode: ThinkModeOpt = None,
     model: ModelOpt = DEFAULT_MODEL,
     adapter: AdapterOpt = None,
@@ -208,7 +213,9 @@ def think(
         from o1_rag.search import check_query
 
         check_query(text)
-        params = think_params(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+        params = think_params(
+            num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree
+        )
         embedder = build_embedder(
             model,
             adapter,

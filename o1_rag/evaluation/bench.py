@@ -9,6 +9,8 @@ Suites:
 - ``think``: mean and p95 latency of one search with the thought cache off, for ``think`` never / auto /
   always, dense and hybrid, over the same queries with the model's own thinking settings; auto against
   always as a ratio, and how many queries auto thought on.
+- ``agree``: early stopping (``ThinkParams.agree``, 0.95): thinking for 32 queries in one batch and for
+  single queries (cache off), with against without it, and how many thoughts it wrote.
 - ``ray``: indexing docs/s with ``o1rag index --ray local`` (1 and 2 encoder actors, one CPU each, start-up
   of the actors included, Ray itself already started) against the single-process index of the same texts.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
@@ -169,17 +171,7 @@ def bench_core(
 
     probe = queries[:probes]
     nothink = [timed(lambda q=q: search(emb, col, [q], k=10, think=False)) for q in probe]
-    cold = [
-        timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params, use_cache=False))
-        for q in probe
-    ]
-    for q in probe:
-        search(emb, col, [q], k=10, think="always", params=params)  # fill the cache
-    warm = [
-        timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params))
-        for q in probe
-        for _ in range(3)
-    ]
+    cold, warm = _think_samples(emb, col, probe, params)
     n50, n95 = _pcts(nothink)
     for label, samples, target in (("think, cache off", cold, ""), ("think, warm cache", warm, "<= 1.5x")):
         p50, p95 = _pcts(samples)
@@ -207,10 +199,10 @@ def bench_core(
     return rows
 
 
-def _latencies(
+def _think_samples(
     emb: O1Embedder, col: O1Collection, probe: list[str], params: ThinkParams
-) -> tuple[float, float]:
-    """p50 seconds of a thinking search with the cache off, and with a warm cache."""
+) -> tuple[list[float], list[float]]:
+    """Seconds of each thinking search with the cache off, and (three times each) with a warm cache."""
     cold = [
         timed(lambda q=q: search(emb, col, [q], k=10, think="always", params=params, use_cache=False))
         for q in probe
@@ -222,6 +214,14 @@ def _latencies(
         for q in probe
         for _ in range(3)
     ]
+    return cold, warm
+
+
+def _latencies(
+    emb: O1Embedder, col: O1Collection, probe: list[str], params: ThinkParams
+) -> tuple[float, float]:
+    """p50 seconds of a thinking search with the cache off, and with a warm cache."""
+    cold, warm = _think_samples(emb, col, probe, params)
     return _pcts(cold)[0], _pcts(warm)[0]
 
 
@@ -268,54 +268,6 @@ def bench_compare(
     ]
 
 
-def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path) -> list[Row]:
-    """The ``think`` suite (see the module docstring)."""
-    from o1_rag.lexical import lexical_folder, sync_lexical
-
-    col = O1Collection.create_or_open(open_client(workdir / "think-db"), "bench", emb.fingerprint, emb.dim)
-    index_documents(emb, col, docs, batch_size=32)
-    lexical = sync_lexical(col, lexical_folder(col, workdir / "think-db"))
-    search(emb, col, queries[:1], k=10, think="never", lexical=lexical)  # warm-up
-    measured: dict[tuple[str, bool], tuple[float, float]] = {}
-    thought_on = 0
-    for hybrid in (False, True):
-        for mode in ("never", "auto", "always"):
-            samples = []
-            for q in queries:
-                start = time.perf_counter()
-                [result] = search(
-                    emb, col, [q], k=10, think=mode, use_cache=False, lexical=lexical if hybrid else None
-                )
-                samples.append(time.perf_counter() - start)
-                thought_on += (
-                    mode == "auto" and not hybrid and bool(result.decision and result.decision.think)
-                )
-            measured[(mode, hybrid)] = (float(np.mean(samples)), float(np.percentile(samples, 95)))
-    rows = []
-    for hybrid in (False, True):
-        never, auto, always = (measured[(m, hybrid)] for m in ("never", "auto", "always"))
-        side = "hybrid" if hybrid else "dense"
-        rows.append(
-            Row(
-                f"{side} search mean/p95, cache off: auto vs always ({len(queries)} queries)",
-                f"{auto[0] * 1000:.0f}/{auto[1] * 1000:.0f} ms",
-                f"{always[0] * 1000:.0f}/{always[1] * 1000:.0f} ms",
-                f"{auto[0] / always[0]:.2f}x",
-                "<= 0.5x",
-            )
-        )
-        rows.append(
-            Row(
-                f"{side} search mean/p95: never vs always",
-                f"{never[0] * 1000:.0f}/{never[1] * 1000:.0f} ms",
-                f"{always[0] * 1000:.0f}/{always[1] * 1000:.0f} ms",
-                f"{never[0] / always[0]:.2f}x",
-            )
-        )
-    rows.append(Row("auto thought on", f"{thought_on} of {len(queries)} queries", "", ""))
-    return rows
-
-
 def run_bench(
     suites: list[str],
     data: Path | None,
@@ -327,7 +279,7 @@ def run_bench(
     think_queries: int = 16,
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "compare", "train", "think", "ray"})
+    unknown = sorted(set(suites) - {"core", "compare", "train", "think", "agree", "ray"})
     if unknown:
         hint = (
             " (the LangChain concurrency benchmark: integrations/langchain/benchmarks/concurrency.py)"
@@ -335,7 +287,7 @@ def run_bench(
             else ""
         )
         raise ValueError(
-            f"unknown benchmark suite '{unknown[0]}': choose core, compare, train, think, ray{hint}"
+            f"unknown benchmark suite '{unknown[0]}': choose core, compare, train, think, agree, ray{hint}"
         )
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
@@ -360,7 +312,13 @@ def run_bench(
         joint = O1Embedder.from_pretrained(JOINT_MODEL, device=device, cache=workdir / "joint.sqlite")
         rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
     if "think" in suites:
+        from o1_rag.evaluation.bench_think import bench_think
+
         rows += bench_think(emb, docs, queries[:think_queries], workdir)
+    if "agree" in suites:
+        from o1_rag.evaluation.bench_think import bench_agree
+
+        rows += bench_agree(emb, queries, think_queries)
     if "ray" in suites:
         from o1_rag.evaluation.bench_scale import bench_ray
 

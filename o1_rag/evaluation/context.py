@@ -51,6 +51,7 @@ class EvalSettings:
     max_new_tokens: int | None = None
     seed: int | None = 0
     repetition_penalty: float | None = None
+    agree: float | None = None  # early stop once two thoughts agree (cosine)
     db: str | None = None
     exact: bool = False
 
@@ -63,6 +64,7 @@ class EvalSettings:
             self.max_new_tokens,
             seed=self.seed,
             repetition_penalty=self.repetition_penalty,
+            agree=self.agree,
         )
 
     def cache_dir(self) -> Path:

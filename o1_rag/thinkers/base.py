@@ -31,7 +31,10 @@ class ThinkParams:
     Fields left None take the model's defaults (its ``o1_config.json``), else 3 thoughts of at most 64 new
     tokens (the paper samples 3 of up to 128 tokens; 64 keeps CPU latency reasonable). Temperature 0.1 and
     top-p 0.9 follow the paper. ``repetition_penalty`` (the ``generate`` option; 1 = none) defaults to the
-    thinker's own default when None.
+    thinker's own default when None. ``agree`` (a cosine in (0, 1]; None: off) is early stopping, done by
+    an ``O1Embedder`` (it needs the encoder): a query's thoughts are sampled two at first, then one at a
+    time, until two of them embed within that cosine of each other or ``num_thoughts`` are written. A
+    thinker alone ignores it.
     """
 
     num_thoughts: int | None = None
@@ -40,6 +43,7 @@ class ThinkParams:
     top_p: float = 0.9
     seed: int | None = None
     repetition_penalty: float | None = None
+    agree: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_thoughts is not None and self.num_thoughts < 1:
@@ -52,6 +56,8 @@ class ThinkParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty is not None:
             check_penalty(self.repetition_penalty)
+        if self.agree is not None and not 0 < self.agree <= 1:
+            raise ValueError(f"agree must be a cosine in (0, 1], got {self.agree}")
 
 
 def check_penalty(penalty: float) -> float:
@@ -105,8 +111,10 @@ class Thinker(ABC):
         )
 
     def cache_params(self, params: ThinkParams) -> dict[str, Any]:
-        """The generation settings as they enter the cache key (a penalty of 1 is left out)."""
+        """The generation settings as they enter the cache key (a penalty of 1 is left out, and so is
+        ``agree``: a thinker alone always writes ``num_thoughts``)."""
         fields = asdict(self.resolve(params))
+        del fields["agree"]
         if fields["repetition_penalty"] == 1.0:
             del fields["repetition_penalty"]
         return fields
