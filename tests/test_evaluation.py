@@ -282,3 +282,13 @@ def test_eval_output_never_deletes_a_users_files(tiny_corpus: Path, tmp_path: Pa
     assert again.exit_code == 0 and {p.name for p in report.iterdir()} >= {"results.json", "report.md"}
     (tmp_path / "file").write_text("x")
     assert "not a folder" in run(tmp_path / "file").output
+
+
+def test_o1_system_notes_thoughts_written_under_early_stop() -> None:
+    from o1_rag.evaluation.systems import EvalSettings, O1System
+
+    system = O1System(True, EvalSettings(agree=0.95))
+    assert system.note == ""
+    system.thoughts.update({"q1": ["a", "b"], "q2": ["a", "b", "c"]})
+    assert system.note == "5 thoughts for 2 queries (early stop at agree 0.95)"
+    assert O1System(True, EvalSettings()).note == ""

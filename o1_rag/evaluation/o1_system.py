@@ -38,11 +38,17 @@ class O1System:
 
     @property
     def note(self) -> str:
-        """How often ``o1-auto`` thought."""
-        if self.think != "auto" or not self.decisions:
-            return ""
-        thought = sum(d.think for d in self.decisions.values())
-        return f"thought on {thought} of {len(self.decisions)} queries"
+        """How often ``o1-auto`` thought; with early stopping, how many thoughts were written."""
+        parts = []
+        if self.think == "auto" and self.decisions:
+            thought = sum(d.think for d in self.decisions.values())
+            parts.append(f"thought on {thought} of {len(self.decisions)} queries")
+        agree = self.context.settings.agree
+        if agree is not None and self.thoughts:
+            written = sum(len(t) for t in self.thoughts.values())
+            queries = len(self.thoughts)
+            parts.append(f"{written} thoughts for {queries} queries (early stop at agree {agree:g})")
+        return "; ".join(parts)
 
     def db_path(self) -> str:
         """The evaluation store's folder (``--db``, default ``$O1RAG_HOME/eval-db``)."""
