@@ -236,3 +236,24 @@ def test_finished_ids_reads_records_holding_unicode_line_separators(tmp_path: Pa
     records = [{"query_id": "q1", "thought": "one\u2028two\x85three"}, {"query_id": "q2", "thought": "x"}]
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     assert finished_ids(out) == {"q1", "q2"}
+
+
+def test_committee_and_expert_factories(tiny_encoder_dir: Path) -> None:
+    from o1_rag.synthesis.committee import DenseMember, make_committee
+    from o1_rag.synthesis.expert import EndpointExpert, make_expert
+
+    corpus = [Document("d1", "", "aspirin and the heart"), Document("d2", "", "sleep and memory")]
+    members, bm25 = make_committee(corpus, [str(tiny_encoder_dir)], device="cpu")
+    assert isinstance(members[0], DenseMember) and members[-1] is bm25 and len(members) == 2
+    alone, miner = make_committee(corpus, [str(tiny_encoder_dir)], bm25=False, device="cpu")
+    assert miner not in alone and len(alone) == 1  # BM25 still mines negatives without a vote
+    expert = make_expert("unused-local-name", "http://127.0.0.1:9/v1", "served", concurrency=3)
+    assert isinstance(expert, EndpointExpert) and "served" in expert.name
+
+
+def test_evaluation_llm_factories_pick_the_endpoint() -> None:
+    pytest.importorskip("langchain_openai")
+    from o1_rag.evaluation.llms import make_llm
+
+    llm = make_llm("served", "http://127.0.0.1:9/v1", 64)
+    assert type(llm).__name__ == "ChatOpenAI" and llm.model_name == "served" and llm.max_tokens == 64

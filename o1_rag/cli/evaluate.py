@@ -269,9 +269,8 @@ def eval_rag(
     """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
 
     def body() -> None:
-        from o1_rag.encoders import resolve_encoder_path
         from o1_rag.evaluation.data import load_qa
-        from o1_rag.evaluation.llms import endpoint_llm, local_llm
+        from o1_rag.evaluation.llms import make_llm, ragas_embeddings, ragas_judge
         from o1_rag.evaluation.rag import evaluate_rag
         from o1_rag.evaluation.report import check_report_target, write_rag_report
         from o1_rag.evaluation.systems import EvalSettings, parse_systems
@@ -288,27 +287,10 @@ def eval_rag(
             seed=seed,
             db=str(db) if db else None,
         )
-        answerer = (
-            endpoint_llm(generator_url, generator, max_new_tokens, api_key_from_env(api_key_env))
-            if generator_url
-            else local_llm(generator, max_new_tokens, device=device)
-        )
-        from langchain_huggingface import HuggingFaceEmbeddings
-        from ragas.embeddings import LangchainEmbeddingsWrapper
-
-        # The bundled MiniLM embeds answers for the offline semantic-similarity metric (and the judge's).
-        judge_embeddings = LangchainEmbeddingsWrapper(
-            HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
-        )
-        judge_llm = None
-        if llm_metrics:
-            from ragas.llms import LangchainLLMWrapper
-
-            judge_llm = LangchainLLMWrapper(
-                endpoint_llm(judge_url, judge, 512, api_key_from_env(api_key_env))
-                if judge_url
-                else local_llm(judge, 256, device=device)
-            )
+        api_key = api_key_from_env(api_key_env) if generator_url or (llm_metrics and judge_url) else None
+        answerer = make_llm(generator, generator_url, max_new_tokens, api_key, device)
+        judge_embeddings = ragas_embeddings()
+        judge_llm = ragas_judge(judge, judge_url, api_key, device) if llm_metrics else None
         with progress_bars() as update:
             result = evaluate_rag(
                 data_dir,

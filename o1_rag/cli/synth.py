@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -91,29 +91,23 @@ def synth(
     """Draft candidate thoughts with an expert LLM and keep the one a retrieval committee votes for."""
 
     def body() -> None:
-        from o1_rag.synthesis.committee import BM25Member, DenseMember
-        from o1_rag.synthesis.expert import EndpointExpert, LocalExpert
+        from o1_rag.synthesis.committee import make_committee
+        from o1_rag.synthesis.expert import make_expert
         from o1_rag.synthesis.pipeline import export_ids, load_training_queries, synthesize
 
         items, corpus = load_training_queries(source, queries_file, qrels_file, answers)
         items = items[:limit]
-        members: list[Any] = [
-            DenseMember(m, None if device == "auto" else device) for m in (dense or ["all-minilm-l6-v2"])
-        ]
-        bm25 = BM25Member(corpus)
-        if not no_bm25:
-            members.append(bm25)
-        drafter = (
-            EndpointExpert(
-                expert_url,
-                expert_model,
-                max_new_tokens,
-                temperature,
-                api_key=api_key_from_env(api_key_env),
-                workers=concurrency,
-            )
-            if expert_url
-            else LocalExpert(expert, device, max_new_tokens, temperature, batch_size=batch_size)
+        members, bm25 = make_committee(corpus, dense, bm25=not no_bm25, device=device)
+        drafter = make_expert(
+            expert,
+            expert_url,
+            expert_model,
+            max_new_tokens,
+            temperature,
+            device=device,
+            batch_size=batch_size,
+            api_key=api_key_from_env(api_key_env) if expert_url else None,
+            concurrency=concurrency,
         )
         with progress_bars() as progress:
             written = synthesize(

@@ -57,6 +57,34 @@ def endpoint_llm(base_url: str, model: str, max_tokens: int = 256, api_key: str 
     )
 
 
+def make_llm(
+    name: str, url: str | None, max_new_tokens: int, api_key: str | None = None, device: str = "auto"
+) -> Any:
+    """The model ``name`` behind the endpoint ``url`` when one is given, else run locally."""
+    if url:
+        return endpoint_llm(url, name, max_new_tokens, api_key)
+    return local_llm(name, max_new_tokens, device=device)
+
+
+def ragas_judge(name: str, url: str | None, api_key: str | None = None, device: str = "auto") -> Any:
+    """A ragas judge LLM (an endpoint answers in up to 512 tokens, a local model in 256)."""
+    from ragas.llms import LangchainLLMWrapper
+
+    return LangchainLLMWrapper(make_llm(name, url, 512 if url else 256, api_key, device))
+
+
+def ragas_embeddings() -> Any:
+    """The bundled MiniLM as ragas embeddings (the offline semantic-similarity metric, and the judge's)."""
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from ragas.embeddings import LangchainEmbeddingsWrapper
+
+    from o1_rag.encoders import resolve_encoder_path
+
+    return LangchainEmbeddingsWrapper(
+        HuggingFaceEmbeddings(model_name=resolve_encoder_path("all-minilm-l6-v2")[0])
+    )
+
+
 def chat_prompt(llm: Any, user: str) -> str:
     """``user`` wrapped in the local model's chat template (endpoints take the plain text)."""
     tokenizer = getattr(getattr(llm, "pipeline", None), "tokenizer", None)

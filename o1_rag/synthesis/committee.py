@@ -97,3 +97,17 @@ class BM25Member:
     def top_k(self, query: str, k: int, exclude: set[str]) -> list[str]:
         """Ids of the best-scoring documents for ``query``, skipping ``exclude``."""
         return self.retriever.top_k(query, k, exclude)
+
+
+def make_committee(
+    corpus: Sequence[Document], dense: Sequence[str] | None = None, bm25: bool = True, device: str = "auto"
+) -> tuple[list[Member], BM25Member]:
+    """The voting members (one ``DenseMember`` per model in ``dense``, default the bundled MiniLM, plus BM25
+    unless ``bm25`` is False) and the BM25 member, which also mines hard negatives either way."""
+    members: list[Member] = [
+        DenseMember(m, None if device == "auto" else device) for m in (dense or ["all-minilm-l6-v2"])
+    ]
+    lexical = BM25Member(corpus)
+    if bm25:
+        members.append(lexical)
+    return members, lexical

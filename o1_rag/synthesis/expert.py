@@ -107,3 +107,23 @@ def _draft(
     params = ThinkParams(1, expert.max_new_tokens, expert.temperature, expert.top_p, seed)
     texts = writer.write([p for p in prompts for _ in range(k)], params)
     return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def make_expert(
+    model: str,
+    url: str | None = None,
+    served_model: str | None = None,
+    max_new_tokens: int = 128,
+    temperature: float = 0.7,
+    device: str = "auto",
+    batch_size: int = 32,
+    api_key: str | None = None,
+    concurrency: int = 8,
+) -> Expert:
+    """The drafting expert: ``served_model`` behind the OpenAI-compatible ``url`` when one is given (with
+    ``concurrency`` requests in flight), else the local causal LM ``model``."""
+    if url:
+        return EndpointExpert(
+            url, served_model or model, max_new_tokens, temperature, api_key=api_key, workers=concurrency
+        )
+    return LocalExpert(model, device, max_new_tokens, temperature, batch_size=batch_size)
