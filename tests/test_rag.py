@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from o1_rag.cli import app
 from o1_rag.data import DataError
+from o1_rag.evaluation.context import EvalSettings
 from o1_rag.evaluation.data import load_qa
 from o1_rag.evaluation.rag import evaluate_rag
-from o1_rag.evaluation.systems import EvalSettings
 
 ANSWER = "Aspirin thins the blood."
 

@@ -82,10 +82,10 @@ def eval_ir(
     """Score several retrieval systems on one collection (nDCG@10, Recall@100, MRR@10) and write a report."""
 
     def body() -> None:
+        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.ir import evaluate_ir
         from o1_rag.evaluation.metrics import METRICS
         from o1_rag.evaluation.report import check_report_target, write_ir_report
-        from o1_rag.evaluation.systems import EvalSettings
 
         if output is not None:
             check_report_target(output)  # before any work: never after a long evaluation
@@ -188,9 +188,9 @@ def eval_frontier(
     and hybrid; the default setting is marked."""
 
     def body() -> None:
+        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.frontier import evaluate_frontier, write_frontier_report
         from o1_rag.evaluation.report import check_report_target
-        from o1_rag.evaluation.systems import EvalSettings
 
         if output is not None:
             check_report_target(output)
@@ -269,11 +269,12 @@ def eval_rag(
     """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
 
     def body() -> None:
+        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.data import load_qa
         from o1_rag.evaluation.llms import make_llm, ragas_embeddings, ragas_judge
         from o1_rag.evaluation.rag import evaluate_rag
         from o1_rag.evaluation.report import check_report_target, write_rag_report
-        from o1_rag.evaluation.systems import EvalSettings, parse_systems
+        from o1_rag.evaluation.systems import parse_systems
 
         parse_systems(retrievers)
         load_qa(data_dir, limit)  # fail on bad input before loading any model

@@ -95,7 +95,7 @@ def train_gate_cmd(
     query-only hits (no generation at search time)."""
 
     def body() -> None:
-        from o1_rag.evaluation.systems import EvalSettings
+        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.gate import GATE_FILE, GateError, ThinkGate
         from o1_rag.training.gate import train_gate
 
