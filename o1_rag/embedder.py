@@ -240,49 +240,6 @@ class O1Embedder:
             key["agree"] = params.agree
         return key
 
-    def _think_until_agree(
-        self, queries: list[str], params: ThinkParams, cache: ThoughtCache | None
-    ) -> list[list[str]]:
-        """Early stopping: two thoughts per query, then one more at a time (seed + round) for the queries
-        whose thoughts do not yet agree (no two ``v_t`` within cosine ``params.agree``), up to
-        ``num_thoughts``. The finished lists are cached under the settings including ``agree``."""
-        thinker = self._require_thinker()
-        key = self.thought_cache_params(params)
-        unique = list(dict.fromkeys(queries))
-        found = cache.get_many(thinker.cache_id, key, unique) if cache is not None else {}
-        missing = [q for q in unique if q not in found]
-        if missing:
-            plain = replace(params, agree=None)
-            thoughts = dict(zip(missing, thinker.think(missing, replace(plain, num_thoughts=2)), strict=True))
-            vectors = {q: list(self._thought_vectors([q] * len(t), t)) for q, t in thoughts.items()}
-            pending = [q for q in missing if float(vectors[q][0] @ vectors[q][1]) < params.agree]
-            for step in range(1, params.num_thoughts - 1):
-                if self.progress is not None:
-                    self.progress(len(missing) - len(pending), len(missing))
-                if not pending:
-                    break
-                seed = None if plain.seed is None else plain.seed + step
-                more = [t[0] for t in thinker.think(pending, replace(plain, num_thoughts=1, seed=seed))]
-                new = self._thought_vectors(pending, more)
-                still = []
-                for query, thought, vector in zip(pending, more, new, strict=True):
-                    agrees = max(float(vector @ old) for old in vectors[query]) >= params.agree
-                    thoughts[query].append(thought)
-                    vectors[query].append(vector)
-                    if not agrees:
-                        still.append(query)
-                pending = still
-            if self.progress is not None:
-                self.progress(len(missing), len(missing))
-            if cache is not None:
-                cache.put_many(thinker.cache_id, key, thoughts)
-            found.update(thoughts)
-        return [list(found[q]) for q in queries]
-
-    def _thought_vectors(self, queries: Sequence[str], thoughts: Sequence[str]) -> np.ndarray:
-        """Unit ``v_t`` of each (query, thought) pair."""
-        return normalise_rows(self.encoder.embed_pairs(list(queries), list(thoughts))[1])
-
     def think(
         self,
         queries: Sequence[str],
@@ -313,7 +270,11 @@ class O1Embedder:
             thinker.generation_batch_size = batch_size
         try:
             if params.agree is not None and params.num_thoughts > 2:
-                return self._think_until_agree(queries, params, self.cache if use_cache else None)
+                from o1_rag.early_stop import think_until_agree
+
+                cache = self.cache if use_cache else None
+                key = self.thought_cache_params(params)
+                return think_until_agree(thinker, self.encoder, queries, params, cache, key, self.progress)
             return think_cached(
                 thinker, queries, params, self.cache if use_cache else None, progress=self.progress
             )
