@@ -161,7 +161,6 @@ class O1Embedder:
             }
         )
 
-    # ------------------------------------------------------------------ pickling
     def __reduce__(self) -> tuple[Any, ...]:
         from o1_rag.loading import reduce_embedder
 
@@ -252,10 +251,10 @@ class O1Embedder:
         use_cache: bool = True,
         repetition_penalty: float | None = None,
         params: ThinkParams | None = None,
+        agree: float | None = None,
     ) -> list[list[str]]:
-        """Write ``num_thoughts`` thoughts per query (cached ones are looked up, new ones stored).
-
-        With ``params.agree`` a query stops early once two of its thoughts agree (see ``ThinkParams``).
+        """Write ``num_thoughts`` thoughts per query (cached ones are looked up, new ones stored); with
+        ``agree`` a query stops early once two of its thoughts agree (see ``ThinkParams``).
 
         Returns:
             One list of thoughts per query (``num_thoughts``, or fewer after an early stop), in input order.
@@ -263,7 +262,9 @@ class O1Embedder:
         queries = check_texts(queries, "queries")
         thinker = self._require_thinker()
         if params is None:
-            params = ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty)
+            params = ThinkParams(
+                num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree
+            )
         params = self.resolve(params)
         saved = getattr(thinker, "generation_batch_size", None)
         if batch_size and saved is not None:
