@@ -32,18 +32,22 @@ def think_until_agree(
     key: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[list[str]]:
-    """Thoughts per query (2 to ``params.num_thoughts``), in input order. With a ``ThoughtCache``, the
+    """Thoughts per query (2 to ``params.num_thoughts``), in input order; each round's pairs are embedded
+    in one encoder call. With a ``ThoughtCache``, the
     finished lists are looked up and stored under ``key`` (the settings including ``agree``);
     ``progress(done, total)`` is told after each round."""
-    if params.agree is None or params.num_thoughts is None:
-        raise ValueError("early stopping needs resolved settings with agree and num_thoughts")
+    if not params.stops_early:
+        raise ValueError("early stopping needs resolved settings with agree and more than two thoughts")
     unique = list(dict.fromkeys(queries))
     found = cache.get_many(thinker.cache_id, key, unique) if cache is not None else {}
     missing = [q for q in unique if q not in found]
     if missing:
         plain = replace(params, agree=None)
         thoughts = dict(zip(missing, thinker.think(missing, replace(plain, num_thoughts=2)), strict=True))
-        vectors = {q: list(thought_vectors(encoder, [q] * len(t), t)) for q, t in thoughts.items()}
+        first = thought_vectors(
+            encoder, [q for q in missing for _ in range(2)], [t for q in missing for t in thoughts[q]]
+        )
+        vectors = {q: [first[2 * i], first[2 * i + 1]] for i, q in enumerate(missing)}
         pending = [q for q in missing if float(vectors[q][0] @ vectors[q][1]) < params.agree]
         for step in range(1, params.num_thoughts - 1):
             if progress is not None:

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from o1_rag.cache import ThoughtCache
-from o1_rag.causal_lm import LoadedModel
+from o1_rag.early_stop import think_until_agree
 from o1_rag.encoders import Encoder, check_texts, normalise_rows
 from o1_rag.gate import ThinkGate
+from o1_rag.loading import embedder_from_loaded, load_embedder, reduce_embedder
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.thinkers import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -100,15 +101,8 @@ class O1Embedder:
         self._spec: dict[str, Any] | None = None  # how from_pretrained loaded it (for pickling)
         self._spec_thinker: Thinker | None = None
 
-    @classmethod
-    def from_loaded(cls, loaded: LoadedModel, **options: Any) -> O1Embedder:
-        """The joint O1 model: one loaded causal LM thinks and embeds. Options: ``model_name``,
-        ``think_mode``, truncation lengths (``max_query_tokens``, ``max_thought_tokens``,
-        ``max_document_tokens``), ``batch_size``, ``generation_batch_size``, ``repetition_penalty``,
-        ``query_weight``, ``cache`` and ``thinker`` (another ``Thinker``, or False for no thinking)."""
-        from o1_rag.loading import embedder_from_loaded
-
-        return embedder_from_loaded(loaded, **options)
+    #: The joint O1 model from a loaded causal LM (see ``o1_rag.loading.embedder_from_loaded``).
+    from_loaded = staticmethod(embedder_from_loaded)
 
     @classmethod
     def from_pretrained(
@@ -141,8 +135,6 @@ class O1Embedder:
         and deep-copied: the copy loads the same names again, once per process (a process-wide registry
         shares the loaded models).
         """
-        from o1_rag.loading import load_embedder
-
         return load_embedder(
             {
                 "model": model,
@@ -162,8 +154,6 @@ class O1Embedder:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from o1_rag.loading import reduce_embedder
-
         return reduce_embedder(self)
 
     @property
@@ -235,7 +225,7 @@ class O1Embedder:
         """The generation settings as they key the thought cache (with ``agree`` when it is on)."""
         params = self.resolve(params)
         key = self._require_thinker().cache_params(params)
-        if params.agree is not None and params.num_thoughts > 2:
+        if params.stops_early:
             key["agree"] = params.agree
         return key
 
@@ -270,9 +260,7 @@ class O1Embedder:
         if batch_size and saved is not None:
             thinker.generation_batch_size = batch_size
         try:
-            if params.agree is not None and params.num_thoughts > 2:
-                from o1_rag.early_stop import think_until_agree
-
+            if params.stops_early:
                 cache = self.cache if use_cache else None
                 key = self.thought_cache_params(params)
                 return think_until_agree(thinker, self.encoder, queries, params, cache, key, self.progress)

@@ -257,3 +257,14 @@ def test_evaluation_llm_factories_pick_the_endpoint() -> None:
 
     llm = make_llm("served", "http://127.0.0.1:9/v1", 64)
     assert type(llm).__name__ == "ChatOpenAI" and llm.model_name == "served" and llm.max_tokens == 64
+
+
+def test_ragas_judge_and_embeddings_factories() -> None:
+    pytest.importorskip("ragas")
+    pytest.importorskip("langchain_openai")
+    from o1_rag.evaluation.llms import ragas_embeddings, ragas_judge
+
+    judge = ragas_judge("judge-model", "http://127.0.0.1:9/v1")
+    assert judge.langchain_llm.model_name == "judge-model" and judge.langchain_llm.max_tokens == 512
+    vectors = ragas_embeddings().embed_documents(["aspirin thins the blood", "sleep and memory"])
+    assert len(vectors) == 2 and len(vectors[0]) == 384  # the bundled MiniLM

@@ -376,6 +376,8 @@ def test_early_stop_when_thoughts_agree(tiny_encoder_dir: Path, tmp_path: Path) 
     assert [len(t) for t in emb.think(queries, params=ThinkParams(num_thoughts=4, seed=0))] == [4, 4, 4]
     assert emb.thought_cache_params(params)["agree"] == 0.999
     assert "agree" not in emb.thought_cache_params(ThinkParams(num_thoughts=4, seed=0))
+    two = ThinkParams(num_thoughts=2, seed=0, agree=0.5)  # nothing to save with two thoughts: plain thinking
+    assert not two.stops_early and "agree" not in emb.thought_cache_params(two)
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="agree must be a cosine"):
             ThinkParams(agree=bad)

@@ -105,9 +105,9 @@ class HydeSystem(DenseSystem):
     """
 
     def __init__(self, model: str, context: EvalContext | EvalSettings) -> None:
-        super().__init__(model, context)
-        self.name = "hyde" if model == DEFAULT_DENSE else f"hyde:{model}"
         self.context = EvalContext.of(context)
+        super().__init__(model, self.context)
+        self.name = "hyde" if model == DEFAULT_DENSE else f"hyde:{model}"
         self.passages: dict[str, str] = {}
 
     def writer(self) -> Any:

@@ -75,7 +75,7 @@ def evaluate_frontier(
     store = O1System(False, EvalContext.create(settings, progress))
     embedder = store.context.models.embedder(settings.model, settings.adapter)
     collection = store.index(embedder, corpus)
-    lexical = sync_lexical(collection, lexical_folder(collection, store.db_path()))
+    lexical = sync_lexical(collection, lexical_folder(collection, settings.db_path()))
     default = embedder.resolve(None)
     grid = sorted(
         {(n, t) for n in thoughts for t in tokens} | {(default.num_thoughts, default.max_new_tokens)}

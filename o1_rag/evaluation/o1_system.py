@@ -50,15 +50,11 @@ class O1System:
             parts.append(f"{written} thoughts for {queries} queries (early stop at agree {agree:g})")
         return "; ".join(parts)
 
-    def db_path(self) -> str:
-        """The evaluation store's folder (``--db``, default ``$O1RAG_HOME/eval-db``)."""
-        return self.context.settings.db_path()
-
     def client(self) -> Any:
         """The Chroma client of the evaluation store."""
         from o1_rag.store import open_client
 
-        return open_client(self.db_path())
+        return open_client(self.context.settings.db_path())
 
     def index(self, embedder: Any, corpus: list[Document]) -> Any:
         """The collection holding ``corpus`` for ``embedder``, indexed (resumably) when needed."""

@@ -45,6 +45,11 @@ class ThinkParams:
     repetition_penalty: float | None = None
     agree: float | None = None
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether ``agree`` can stop sampling before ``num_thoughts`` (it needs more than two)."""
+        return self.agree is not None and (self.num_thoughts or 0) > 2
+
     def __post_init__(self) -> None:
         if self.num_thoughts is not None and self.num_thoughts < 1:
             raise ValueError(f"num_thoughts must be >= 1, got {self.num_thoughts}")
