@@ -5,7 +5,10 @@ best hit, its margin over the second, its lead over the mean of the top ten, the
 the query's length. A logistic regression (a few numbers, ``o1_gate.json`` beside the model) maps them to the
 probability that thinking raises the relevant documents' rank for this query; the query thinks when that
 probability reaches the threshold. It is trained by ``o1rag train-gate`` on training queries with
-judgements. The decision is a pure function of the query and the collection, so it is deterministic.
+judgements. Each input is clipped to the range the regression was fitted on (``low`` / ``high``), so a
+query unlike the training queries (two words where training claims had ten) does not push the linear score
+past anything it learned. The decision is a pure function of the query and the collection, so it is
+deterministic.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ class GateDecision:
 
 @dataclass
 class ThinkGate:
-    """A logistic regression over ``FEATURES`` (standardised by ``mean`` and ``scale``)."""
+    """A logistic regression over ``FEATURES`` (standardised by ``mean`` and ``scale``), its inputs clipped to
+    ``[low, high]`` (the range it was fitted on; none when a gate file has no range)."""
 
     mean: list[float]
     scale: list[float]
@@ -81,9 +85,14 @@ class ThinkGate:
     intercept: float
     threshold: float = 0.5
     trained_on: str = ""
+    low: list[float] | None = None
+    high: list[float] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("mean", "scale", "coef"):
+        if (self.low is None) != (self.high is None):
+            raise GateError("gate fields 'low' and 'high' go together")
+        names = ("mean", "scale", "coef") + (("low", "high") if self.low is not None else ())
+        for name in names:
             values = getattr(self, name)
             if not isinstance(values, list) or len(values) != len(FEATURES):
                 raise GateError(
@@ -93,12 +102,19 @@ class ThinkGate:
                 raise GateError(f"gate field '{name}' holds a value that is not a finite number")
         if any(v <= 0 for v in self.scale):
             raise GateError("gate field 'scale' must be positive")
+        if self.low is not None and self.high is not None and any(
+            lo > hi for lo, hi in zip(self.low, self.high, strict=True)
+        ):
+            raise GateError("gate field 'low' must not exceed 'high'")
         if not 0.0 <= float(self.threshold) <= 1.0:
             raise GateError(f"gate threshold must be in [0, 1], got {self.threshold}")
 
     def probability(self, query: str, top_scores: Sequence[float]) -> float:
         """The estimated probability that thinking helps this query."""
-        x = (gate_features(query, top_scores) - np.asarray(self.mean)) / np.asarray(self.scale)
+        x = gate_features(query, top_scores)
+        if self.low is not None:
+            x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
+        x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         logit = float(x @ np.asarray(self.coef) + self.intercept)
         return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
 
@@ -108,18 +124,36 @@ class ThinkGate:
 
     @classmethod
     def fit(
-        cls, features: np.ndarray, helped: Sequence[bool], threshold: float = 0.5, trained_on: str = ""
+        cls,
+        features: np.ndarray,
+        helped: Sequence[bool],
+        threshold: float = 0.5,
+        trained_on: str = "",
+        weights: Sequence[float] | None = None,
     ) -> ThinkGate:
         """Fit on per-query features and whether thinking helped (queries where it changed nothing left out
-        by the caller)."""
+        by the caller); the features' observed range becomes the clipping range.
+
+        ``weights`` (one per query, e.g. how far thinking moved its relevant documents) make a query count
+        in proportion to what deciding it wrongly costs, so the gate learns where thinking gains or loses
+        much rather than where it moves a document by one rank; without them every query counts the same.
+        """
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(helped, dtype=int)
         if len(set(y.tolist())) < 2:
             raise GateError("the gate needs training queries where thinking helped and where it hurt")
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise GateError("gate weights must be one finite, non-negative number per query")
+        if w[y == 0].sum() <= 0 or w[y == 1].sum() <= 0:
+            raise GateError("the gate needs weight on queries where thinking helped and where it hurt")
+        w = w * len(w) / w.sum()  # mean 1: the regularisation keeps its strength
+        class_share = {label: w.sum() / (2 * w[y == label].sum()) for label in (0, 1)}
+        w = w * np.where(y == 1, class_share[1], class_share[0])  # balanced classes, by weight
         mean = features.mean(0)
         scale = np.where(features.std(0) > 1e-9, features.std(0), 1.0)
-        model = LogisticRegression(C=1.0, class_weight="balanced").fit((features - mean) / scale, y)
+        model = LogisticRegression(C=1.0).fit((features - mean) / scale, y, sample_weight=w)
         return cls(
             [float(v) for v in mean],
             [float(v) for v in scale],
@@ -127,6 +161,8 @@ class ThinkGate:
             float(model.intercept_[0]),
             threshold,
             trained_on,
+            [float(v) for v in features.min(0)],
+            [float(v) for v in features.max(0)],
         )
 
     def save(self, path: str | Path) -> None:

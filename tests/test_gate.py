@@ -60,6 +60,7 @@ def test_gate_file_round_trip_and_errors(tmp_path: Path) -> None:
         ("threshold", 2.0, "threshold must be in"),
         ("mean", [float("nan")] * 5, "not a finite number"),
         ("features", ["other"], "not a gate over the features"),
+        ("low", [0.0] * 5, "'low' and 'high' go together"),
         ("surprise", 1, "unexpected keyword"),
     ]:
         (tmp_path / "bad.json").write_text(json.dumps({**raw, field: value}))
@@ -76,8 +77,42 @@ def test_fit_learns_a_separable_rule_and_needs_both_outcomes() -> None:
     helped = x[:, 0] < 0  # thinking helps when the best hit is weak
     gate = ThinkGate.fit(x, helped)
     assert gate.coef[0] < 0 and gate.scale[0] > 0
+    assert gate.low == pytest.approx(x.min(0).tolist()) and gate.high == pytest.approx(x.max(0).tolist())
     with pytest.raises(GateError, match="helped and where it hurt"):
         ThinkGate.fit(x, [True] * 60)
+
+
+def test_weights_make_large_moves_count_more() -> None:
+    """Many small wins where the best hit is strong, few large losses there: unweighted, the gate thinks on
+    strong hits; weighted by how far thinking moved the documents, it learns to skip them."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, len(FEATURES)))
+    strong = x[:, 0] > 0
+    helped = np.where(strong, rng.random(200) < 0.7, rng.random(200) < 0.3)
+    moved = np.where(strong & ~helped, 10.0, 1.0)  # on strong hits, the losses are large
+    plain, weighted = ThinkGate.fit(x, helped), ThinkGate.fit(x, helped, weights=moved)
+    assert plain.coef[0] > 0 > weighted.coef[0]
+    for bad in ([1.0] * 3, [-1.0] * 200, [0.0] * 200):
+        with pytest.raises(GateError, match="weight"):
+            ThinkGate.fit(x, helped, weights=bad)
+
+
+def test_inputs_are_clipped_to_the_fitted_range(tmp_path: Path) -> None:
+    """Outside the range it was fitted on, a gate answers as at the range's edge: a two-word query is
+    treated as the shortest training query, not extrapolated."""
+    top = [0.8, 0.7, 0.65, 0.6]
+    unclipped = length_gate()
+    low, high = [-1e9] * len(FEATURES), [1e9] * len(FEATURES)
+    low[FEATURES.index("log_words")], high[FEATURES.index("log_words")] = math.log(8), math.log(30)
+    clipped = ThinkGate(**{**vars(unclipped), "low": low, "high": high})
+    two_words, eight_words = "aspirin dose", " ".join(["word"] * 8)
+    assert unclipped.probability(two_words, top) < unclipped.probability(eight_words, top)
+    assert clipped.probability(two_words, top) == clipped.probability(eight_words, top)
+    assert clipped.probability(" ".join(["w"] * 12), top) == unclipped.probability(" ".join(["w"] * 12), top)
+    clipped.save(tmp_path / GATE_FILE)
+    assert ThinkGate.load(tmp_path / GATE_FILE) == clipped
+    with pytest.raises(GateError, match="'low' must not exceed 'high'"):
+        ThinkGate(**{**vars(clipped), "low": high, "high": low})
 
 
 def test_shipped_gate_loads_with_the_default_model() -> None:

@@ -91,8 +91,8 @@ def train_gate_cmd(
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
-    """Fit the think="auto" gate: where thinking raised nDCG@10 over the query-only search, from the
-    query-only hits (no generation at search time)."""
+    """Fit the think="auto" gate: where thinking lowered the relevant documents' rank against the
+    query-only search, predicted from the query-only hits (no generation at search time)."""
 
     def body() -> None:
         from o1_rag.evaluation.context import EvalSettings

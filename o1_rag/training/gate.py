@@ -4,6 +4,8 @@ relevant documents' rank over the query-only embedding (mean log rank, up to dep
 
 The rank, not nDCG@10, is the label: with a query-weighted mix, thinking moves the relevant documents on
 many queries without crossing the top-10 boundary, and those moves are the signal the gate learns from.
+Each query is weighted by how far thinking moved them (the change in mean log rank), so the gate learns to
+think where thinking gains much and to skip where it loses much, not to count one-rank moves as much.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def train_gate(
     depth = max(TOP, min(len(corpus), DEPTH))
     plain = never.retrieve(corpus, queries, depth)
     thought = always.retrieve(corpus, queries, depth)
-    rows, helped = [], []
+    rows, helped, moved = [], [], []
     for qid, text in queries.items():
         before = mean_log_rank(plain.get(qid, {}), qrels[qid], depth)
         after = mean_log_rank(thought.get(qid, {}), qrels[qid], depth)
@@ -67,6 +69,7 @@ def train_gate(
         top = sorted(plain.get(qid, {}).values(), reverse=True)
         rows.append(gate_features(text, top))
         helped.append(after < before)
+        moved.append(abs(after - before))
     if not rows:
         raise GateError("thinking moved no relevant document here: nothing to learn a gate from")
     gate = ThinkGate.fit(
@@ -74,6 +77,7 @@ def train_gate(
         helped,
         threshold,
         trained_on=f"{Path(data_dir).resolve().name} ({len(queries)} queries)",
+        weights=moved,
     )
     would = sum(
         gate.decide(text, sorted(plain.get(qid, {}).values(), reverse=True)).think
