@@ -102,8 +102,10 @@ class ThinkGate:
                 raise GateError(f"gate field '{name}' holds a value that is not a finite number")
         if any(v <= 0 for v in self.scale):
             raise GateError("gate field 'scale' must be positive")
-        if self.low is not None and self.high is not None and any(
-            lo > hi for lo, hi in zip(self.low, self.high, strict=True)
+        if (
+            self.low is not None
+            and self.high is not None
+            and any(lo > hi for lo, hi in zip(self.low, self.high, strict=True))
         ):
             raise GateError("gate field 'low' must not exceed 'high'")
         if not 0.0 <= float(self.threshold) <= 1.0:
