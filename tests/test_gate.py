@@ -257,3 +257,30 @@ def test_eval_frontier_writes_the_plot_and_marks_the_default(
     assert (out / "frontier.png").stat().st_size > 0 and "frontier.png" in (out / "report.md").read_text()
     bad = CliRunner().invoke(app, ["eval", "frontier", str(tiny_corpus), "--thoughts", "one"])
     assert bad.exit_code != 0 and "--thoughts takes whole numbers" in bad.output
+
+
+def test_gate_check_script_compares_gates_with_chance(
+    tiny_corpus: Path, tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """``train/gate_check.py`` prints one row per gate: share thinking, gain kept, chance at that share."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gate_check", Path(__file__).parents[1] / "train" / "gate_check.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    length_gate().save(tmp_path / GATE_FILE)
+    gate = str(tmp_path / GATE_FILE)
+    code = module.main([str(tiny_corpus), "--gate", gate, "--model", str(tiny_model_dir)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "always thinking: mean gain" in printed
+    [row] = [line for line in printed.splitlines() if line.startswith(f"| {gate} |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    always = float(printed.split("mean gain ")[1].split()[0])
+    share = float(cells[1].rstrip("%")) / 100
+    assert len(cells) == 5 and float(cells[3]) == pytest.approx(always * share, abs=1e-4)
+    assert float(cells[2]) == pytest.approx(always if share == 1 else 0.0, abs=1e-4) or 0 < share < 1
+    assert module.main([str(tiny_corpus), "--gate", str(tmp_path / "missing.json")]) == 2
