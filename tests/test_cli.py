@@ -280,3 +280,45 @@ def test_search_exposes_every_thinking_setting_of_the_integrations() -> None:
     assert (params.num_thoughts, params.seed, params.repetition_penalty, params.agree) == (4, 1, 1.1, 0.9)
     with pytest.raises(ValueError):
         ThinkSettings(agree=0)
+
+
+def test_option_groups_spread_into_flags_and_gather_back() -> None:
+    """A command taking option groups shows each field as its own flag and gets one group value per
+    group; a group that repeats a parameter of the command is refused when the command is declared."""
+    import typer
+
+    from o1_rag.cli._groups import ModelOptions, SamplingOptions, StoreOptions, with_groups
+
+    seen: list[object] = []
+
+    @with_groups
+    def probe(
+        text: str,
+        model: ModelOptions = ModelOptions(),
+        sampling: SamplingOptions = SamplingOptions(),
+        store: StoreOptions = StoreOptions(),
+        verbose: bool = False,
+    ) -> None:
+        seen.extend([text, model, sampling.params(), store, verbose])
+
+    probe_app = typer.Typer()
+    probe_app.command()(probe)
+    probe_app.command("other")(lambda: None)  # two commands: ``probe`` is a subcommand
+    result = CliRunner().invoke(
+        probe_app,
+        ["probe", "q", "--model", "m", "--device", "cpu", "-n", "4", "--agree", "0.9", "--chroma-port", "9"],
+    )
+    assert result.exit_code == 0, result.output
+    text, model, params, store, verbose = seen
+    assert (text, verbose) == ("q", False)
+    assert model == ModelOptions(model="m", adapter=None, device="cpu")
+    assert (params.num_thoughts, params.agree, params.temperature, params.seed) == (4, 0.9, 0.1, None)
+    assert store == StoreOptions(db=None, chroma_host=None, chroma_port=9) and store.lexical_db() is None
+    help_text = CliRunner().invoke(probe_app, ["probe", "--help"], env={"COLUMNS": "200"}).output
+    for flag in ("--adapter", "--top-p", "--repetition-penalty", "--db", "--chroma-host", "--verbose"):
+        assert flag in help_text
+
+    def clash(model: ModelOptions = ModelOptions(), device: str = "cpu") -> None: ...
+
+    with pytest.raises(TypeError, match="repeats a parameter"):
+        with_groups(clash)

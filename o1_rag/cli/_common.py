@@ -253,42 +253,6 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def build_embedder(
-    model: str,
-    adapter: str | None,
-    device: str,
-    no_cache: bool,
-    think_mode: str | None = None,
-    thinker: str | None = None,
-    thinker_url: str | None = None,
-    encoder: str | None = None,
-    think: bool = True,
-    api_key_env: str | None = None,
-    concurrency: int = 8,
-) -> Any:
-    from o1_rag.embedder import O1Embedder
-    from o1_rag.thinkers import thinker_from_options
-
-    return O1Embedder.from_pretrained(
-        model,
-        adapter,
-        thinker=thinker_from_options(thinker, thinker_url, api_key_env, concurrency) if think else False,
-        encoder=encoder,
-        device=device,
-        cache=not no_cache,
-        think_mode=think_mode,
-    )
-
-
-def lexical_db(db: str | None, host: str | None, port: int | None) -> Path | None:
-    """The embedded database folder whose lexical indexes sit beside it (None for a server)."""
-    from o1_rag.store import default_db_path
-
-    if host or port:
-        return None
-    return Path(db) if db is not None else default_db_path()
-
-
 def api_key_from_env(variable: str | None) -> str | None:
     """The value of the environment variable named by ``--api-key-env`` (None when not asked)."""
     if variable is None:
@@ -297,20 +261,6 @@ def api_key_from_env(variable: str | None) -> str | None:
     if not value:
         raise ValueError(f"--api-key-env {variable}: that environment variable is not set")
     return value
-
-
-def think_params(
-    num_thoughts: int | None,
-    max_new_tokens: int | None,
-    temperature: float,
-    top_p: float,
-    seed: int | None,
-    repetition_penalty: float | None = None,
-    agree: float | None = None,
-) -> Any:
-    from o1_rag.embedder import ThinkParams
-
-    return ThinkParams(num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree)
 
 
 def command_line(ctx: typer.Context) -> str:

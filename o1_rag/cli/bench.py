@@ -8,19 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from o1_rag.cli._common import (
-    AdapterOpt,
-    DeviceOpt,
-    MaxNewOpt,
-    ModelOpt,
-    VerboseOpt,
-    clean,
-    out,
-    run_command,
-)
-from o1_rag.models import DEFAULT_MODEL
+from o1_rag.cli._common import MaxNewOpt, VerboseOpt, clean, out, run_command
+from o1_rag.cli._groups import ModelOptions, with_groups
 
 
+@with_groups
 def bench(
     suites: Annotated[
         str, typer.Option("--suites", help="Comma-separated: core, compare, train, think, agree, ray.")
@@ -30,9 +22,7 @@ def bench(
     ] = None,
     docs: Annotated[int, typer.Option("--docs", min=1, help="Documents to index.")] = 48,
     max_new_tokens: MaxNewOpt = 32,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
-    device: DeviceOpt = "auto",
+    model: ModelOptions = ModelOptions(),
     verbose: VerboseOpt = False,
 ) -> None:
     """Speed benchmarks, printed as ratios against baselines measured in the same run."""
@@ -43,11 +33,11 @@ def bench(
         title, rows = run_bench(
             [s.strip() for s in suites.split(",") if s.strip()],
             data,
-            model,
-            adapter,
+            model.model,
+            model.adapter,
             docs,
             max_new_tokens,
-            device,
+            model.device,
         )
         table = Table(title=clean(title), title_justify="left")
         for column in ("measure", "o1-rag", "baseline", "ratio", "target"):

@@ -9,19 +9,13 @@ import typer
 from rich.table import Table
 
 from o1_rag.cli._common import (
-    AdapterOpt,
     AgreeOpt,
     ApiKeyEnvOpt,
-    ConcurrencyOpt,
     DbOpt,
-    DeviceOpt,
     EncoderOpt,
     MaxNewOpt,
-    ModelOpt,
     NumThoughtsOpt,
     RepPenOpt,
-    ThinkerOpt,
-    ThinkerUrlOpt,
     VerboseOpt,
     api_key_from_env,
     clean,
@@ -30,9 +24,13 @@ from o1_rag.cli._common import (
     progress_bars,
     run_command,
 )
-from o1_rag.models import BASE_MODEL, DEFAULT_MODEL
+from o1_rag.cli._groups import ModelOptions, ThinkerOptions, with_groups
+from o1_rag.models import BASE_MODEL
+
+EvalSeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")]
 
 
+@with_groups
 def eval_ir(
     ctx: typer.Context,
     data_dir: Annotated[
@@ -68,43 +66,31 @@ def eval_ir(
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
     repetition_penalty: RepPenOpt = None,
     agree: AgreeOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
-    thinker: ThinkerOpt = None,
-    thinker_url: ThinkerUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = 8,
+    model: ModelOptions = ModelOptions(),
+    thinker: ThinkerOptions = ThinkerOptions(),
     encoder: EncoderOpt = None,
     db: DbOpt = None,
-    device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
     """Score several retrieval systems on one collection (nDCG@10, Recall@100, MRR@10) and write a report."""
 
     def body() -> None:
-        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.ir import evaluate_ir
         from o1_rag.evaluation.metrics import METRICS
         from o1_rag.evaluation.report import check_report_target, write_ir_report
 
         if output is not None:
             check_report_target(output)  # before any work: never after a long evaluation
-        settings = EvalSettings(
-            model=model,
-            adapter=adapter,
-            thinker=thinker,
-            thinker_url=thinker_url,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
+        settings = model.eval_settings(
+            db,
+            thinker,
             encoder=encoder,
             generator=generator,
-            device=device,
             num_thoughts=num_thoughts,
             max_new_tokens=max_new_tokens,
             seed=seed,
             repetition_penalty=repetition_penalty,
             agree=agree,
-            db=str(db) if db else None,
             exact=exact,
         )
         with progress_bars() as update:
@@ -163,6 +149,7 @@ def eval_table(
     run_command(verbose, body)
 
 
+@with_groups
 def eval_frontier(
     ctx: typer.Context,
     data_dir: Annotated[Path, typer.Argument(help="BEIR folder (corpus, queries, qrels).")],
@@ -177,18 +164,15 @@ def eval_frontier(
     limit_queries: Annotated[
         int | None, typer.Option("--limit-queries", help="Score the first N judged queries.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
+    seed: EvalSeedOpt = 0,
+    model: ModelOptions = ModelOptions(),
     db: DbOpt = None,
-    device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
     """Plot nDCG@10 against mean and p95 search latency for think never/auto/always, thinking budgets, dense
     and hybrid; the default setting is marked."""
 
     def body() -> None:
-        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.frontier import evaluate_frontier, write_frontier_report
         from o1_rag.evaluation.report import check_report_target
 
@@ -205,9 +189,7 @@ def eval_frontier(
             return values
 
         grid = numbers(thoughts, "--thoughts"), numbers(tokens, "--tokens")
-        settings = EvalSettings(
-            model=model, adapter=adapter, device=device, seed=seed, db=str(db) if db else None
-        )
+        settings = model.eval_settings(db, seed=seed)
         with progress_bars() as update:
             result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
         target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
@@ -229,6 +211,7 @@ def eval_frontier(
     run_command(verbose, body)
 
 
+@with_groups
 def eval_rag(
     ctx: typer.Context,
     data_dir: Annotated[Path, typer.Argument(help="Folder with qa.jsonl and corpus.jsonl (+ qrels.tsv).")],
@@ -259,17 +242,14 @@ def eval_rag(
         Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
     ] = None,
     num_thoughts: NumThoughtsOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")] = 0,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
+    seed: EvalSeedOpt = 0,
+    model: ModelOptions = ModelOptions(),
     db: DbOpt = None,
-    device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
     """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
 
     def body() -> None:
-        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.evaluation.data import load_qa
         from o1_rag.evaluation.llms import make_llm, ragas_embeddings, ragas_judge
         from o1_rag.evaluation.rag import evaluate_rag
@@ -280,18 +260,11 @@ def eval_rag(
         load_qa(data_dir, limit)  # fail on bad input before loading any model
         if output is not None:
             check_report_target(output)
-        settings = EvalSettings(
-            model=model,
-            adapter=adapter,
-            device=device,
-            num_thoughts=num_thoughts,
-            seed=seed,
-            db=str(db) if db else None,
-        )
+        settings = model.eval_settings(db, num_thoughts=num_thoughts, seed=seed)
         api_key = api_key_from_env(api_key_env) if generator_url or (llm_metrics and judge_url) else None
-        answerer = make_llm(generator, generator_url, max_new_tokens, api_key, device)
+        answerer = make_llm(generator, generator_url, max_new_tokens, api_key, model.device)
         judge_embeddings = ragas_embeddings()
-        judge_llm = ragas_judge(judge, judge_url, api_key, device) if llm_metrics else None
+        judge_llm = ragas_judge(judge, judge_url, api_key, model.device) if llm_metrics else None
         with progress_bars() as update:
             result = evaluate_rag(
                 data_dir,

@@ -10,39 +10,20 @@ import typer
 from rich.table import Table
 
 from o1_rag.cli._common import (
-    AdapterOpt,
-    AgreeOpt,
-    ApiKeyEnvOpt,
-    ConcurrencyOpt,
-    DbOpt,
-    DeviceOpt,
     EncoderOpt,
-    HostOpt,
-    MaxNewOpt,
-    ModelOpt,
     NoCacheOpt,
-    NumThoughtsOpt,
-    PortOpt,
-    RepPenOpt,
-    SeedOpt,
-    TempOpt,
-    ThinkerOpt,
-    ThinkerUrlOpt,
     ThinkModeOpt,
-    TopPOpt,
     VerboseOpt,
-    build_embedder,
     clean,
-    lexical_db,
     out,
     run_command,
     styled,
-    think_params,
 )
+from o1_rag.cli._groups import ModelOptions, SamplingOptions, StoreOptions, ThinkerOptions, with_groups
 from o1_rag.gate import THINK_CHOICES
-from o1_rag.models import DEFAULT_MODEL
 
 
+@with_groups
 def search(
     text: Annotated[str, typer.Argument(help="The query.")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
@@ -66,13 +47,7 @@ def search(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
-    num_thoughts: NumThoughtsOpt = None,
-    max_new_tokens: MaxNewOpt = None,
-    temperature: TempOpt = 0.1,
-    top_p: TopPOpt = 0.9,
-    seed: SeedOpt = None,
-    repetition_penalty: RepPenOpt = None,
-    agree: AgreeOpt = None,
+    sampling: SamplingOptions = SamplingOptions(),
     query_weight: Annotated[
         float | None,
         typer.Option(
@@ -83,17 +58,10 @@ def search(
         ),
     ] = None,
     think_mode: ThinkModeOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
-    thinker: ThinkerOpt = None,
-    thinker_url: ThinkerUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = 8,
+    model: ModelOptions = ModelOptions(),
+    thinker: ThinkerOptions = ThinkerOptions(),
     encoder: EncoderOpt = None,
-    db: DbOpt = None,
-    chroma_host: HostOpt = None,
-    chroma_port: PortOpt = None,
-    device: DeviceOpt = "auto",
+    store: StoreOptions = StoreOptions(),
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -101,28 +69,19 @@ def search(
 
     def body() -> None:
         from o1_rag import search as pipeline
-        from o1_rag.store import O1Collection, open_client
+        from o1_rag.gate import think_choice
+        from o1_rag.store import O1Collection
 
         pipeline.check_query(text)
-        params = think_params(
-            num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree
-        )
-        from o1_rag.gate import think_choice
-
+        params = sampling.params()
         mode = "never" if no_think else think_choice(think)
-        target = O1Collection.open(open_client(db, chroma_host, chroma_port, create=False), collection)
-        embedder = build_embedder(
-            model,
-            adapter,
-            device,
-            no_cache,
-            think_mode,
-            thinker,
-            thinker_url,
-            encoder,
+        target = O1Collection.open(store.client(create=False), collection)
+        embedder = model.embedder(
+            thinker=thinker,
+            encoder=encoder,
             think=mode != "never",
-            api_key_env=api_key_env,
-            concurrency=concurrency,
+            cache=not no_cache,
+            think_mode=think_mode,
         )
         if query_weight is not None:
             embedder.query_weight = query_weight
@@ -131,7 +90,7 @@ def search(
         if hybrid:
             from o1_rag.lexical import lexical_index
 
-            lexical = lexical_index(target, lexical_db(db, chroma_host, chroma_port))
+            lexical = lexical_index(target, store.lexical_db())
         [result] = pipeline.search(
             embedder,
             target,
@@ -186,48 +145,24 @@ def search(
     run_command(verbose, body)
 
 
+@with_groups
 def think(
     text: Annotated[str, typer.Argument(help="The query to think about.")],
-    num_thoughts: NumThoughtsOpt = None,
-    max_new_tokens: MaxNewOpt = None,
-    temperature: TempOpt = 0.1,
-    top_p: TopPOpt = 0.9,
-    seed: SeedOpt = None,
-    repetition_penalty: RepPenOpt = None,
-    agree: AgreeOpt = None,
+    sampling: SamplingOptions = SamplingOptions(),
     think_mode: ThinkModeOpt = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
-    thinker: ThinkerOpt = None,
-    thinker_url: ThinkerUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    device: DeviceOpt = "auto",
+    model: ModelOptions = ModelOptions(),
+    thinker: ThinkerOptions = ThinkerOptions(),
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Print the thoughts the model writes for a query."""
 
     def body() -> None:
-
         from o1_rag.search import check_query
 
         check_query(text)
-        params = think_params(
-            num_thoughts, max_new_tokens, temperature, top_p, seed, repetition_penalty, agree
-        )
-        embedder = build_embedder(
-            model,
-            adapter,
-            device,
-            no_cache,
-            think_mode,
-            thinker,
-            thinker_url,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-        )
-        [thoughts] = embedder.think([text], params=params, use_cache=not no_cache)
+        embedder = model.embedder(thinker=thinker, cache=not no_cache, think_mode=think_mode)
+        [thoughts] = embedder.think([text], params=sampling.params(), use_cache=not no_cache)
         for i, thought in enumerate(thoughts, start=1):
             out.print(styled(f"thought {i}:", "bold cyan", thought))
 

@@ -8,25 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from o1_rag.cli._common import (
-    AdapterOpt,
-    DbOpt,
-    DeviceOpt,
-    EncoderOpt,
-    HostOpt,
-    ModelOpt,
-    PortOpt,
-    VerboseOpt,
-    build_embedder,
-    clean,
-    err,
-    lexical_db,
-    out,
-    run_command,
-)
-from o1_rag.models import DEFAULT_MODEL
+from o1_rag.cli._common import EncoderOpt, VerboseOpt, clean, err, out, run_command
+from o1_rag.cli._groups import ModelOptions, StoreOptions, with_groups
 
 
+@with_groups
 def index(
     data_dir: Annotated[Path, typer.Argument(help="BEIR-format folder holding corpus.jsonl.")],
     collection: Annotated[
@@ -38,13 +24,9 @@ def index(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Documents embedded and written per step.")
     ] = 32,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
+    model: ModelOptions = ModelOptions(),
     encoder: EncoderOpt = None,
-    db: DbOpt = None,
-    chroma_host: HostOpt = None,
-    chroma_port: PortOpt = None,
-    device: DeviceOpt = "auto",
+    store: StoreOptions = StoreOptions(),
     no_lexical: Annotated[
         bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
     ] = False,
@@ -78,7 +60,7 @@ def index(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from o1_rag.data import load_corpus
-        from o1_rag.store import O1Collection, check_name, index_documents, open_client
+        from o1_rag.store import O1Collection, check_name, index_documents
 
         name = check_name(collection or data_dir.resolve().name)
         if ray_address is None:
@@ -87,8 +69,8 @@ def index(
             from o1_rag.ray_index import connect
 
             connect(ray_address)  # fails fast (install hint, unreachable cluster) before loading a model
-        client = open_client(db, chroma_host, chroma_port)
-        embedder = build_embedder(model, adapter, device, no_cache=True, encoder=encoder, think=False)
+        client = store.client()
+        embedder = model.embedder(encoder=encoder, think=False, cache=False)
         target = O1Collection.create_or_open(
             client, name, embedder.fingerprint, embedder.dim, embedder.describe()
         )
@@ -111,9 +93,10 @@ def index(
             else:
                 from o1_rag.ray_index import EncoderSpec, ServerTarget, index_on_ray
 
-                server = ServerTarget(name, chroma_host, chroma_port) if chroma_host or chroma_port else None
+                host, port = store.chroma_host, store.chroma_port
+                server = ServerTarget(name, host, port) if host or port else None
                 report = index_on_ray(
-                    EncoderSpec(model, adapter, encoder, device, embedder.fingerprint),
+                    EncoderSpec(model.model, model.adapter, encoder, model.device, embedder.fingerprint),
                     target,
                     data_dir,
                     address=ray_address,
@@ -131,7 +114,7 @@ def index(
                 lex_task = bar.add_task("BM25 index (from the collection)", total=None, rate="")
                 sync_lexical(
                     target,
-                    lexical_folder(target, lexical_db(db, chroma_host, chroma_port)),
+                    lexical_folder(target, store.lexical_db()),
                     progress=lambda done, total: bar.update(lex_task, completed=done, total=total),
                 )
         out.print(
@@ -146,18 +129,14 @@ def index(
     run_command(verbose, body)
 
 
-def collections(
-    db: DbOpt = None,
-    chroma_host: HostOpt = None,
-    chroma_port: PortOpt = None,
-    verbose: VerboseOpt = False,
-) -> None:
+@with_groups
+def collections(store: StoreOptions = StoreOptions(), verbose: VerboseOpt = False) -> None:
     """List the collections of a Chroma database with their size and embedder."""
 
     def body() -> None:
-        from o1_rag.store import O1Collection, open_client
+        from o1_rag.store import O1Collection
 
-        client = open_client(db, chroma_host, chroma_port, create=False)
+        client = store.client(create=False)
         table = Table()
         for column in ("collection", "documents", "fingerprint", "embedder"):
             table.add_column(column)

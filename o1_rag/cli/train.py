@@ -9,12 +9,9 @@ from typing import Annotated
 import typer
 
 from o1_rag.cli._common import (
-    AdapterOpt,
     DataRootOpt,
     DbOpt,
-    DeviceOpt,
     MaxStepsOpt,
-    ModelOpt,
     OutputDirOpt,
     ResumeOpt,
     TrainDeviceOpt,
@@ -25,7 +22,7 @@ from o1_rag.cli._common import (
     recipe_overrides,
     run_command,
 )
-from o1_rag.models import DEFAULT_MODEL
+from o1_rag.cli._groups import ModelOptions, with_groups
 
 RecipeOpt = Annotated[Path, typer.Option("--config", "-c", help="A TOML recipe (see train/).")]
 
@@ -72,6 +69,7 @@ train_encoder_cmd = _recipe_command(
 )
 
 
+@with_groups
 def train_gate_cmd(
     data_dir: Annotated[
         Path,
@@ -85,17 +83,14 @@ def train_gate_cmd(
         float,
         typer.Option("--threshold", min=0.0, max=1.0, help="Think when the gate's probability reaches this."),
     ] = 0.5,
-    model: ModelOpt = DEFAULT_MODEL,
-    adapter: AdapterOpt = None,
+    model: ModelOptions = ModelOptions(),
     db: DbOpt = None,
-    device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
     """Fit the think="auto" gate: where thinking lowered the relevant documents' rank against the
     query-only search, predicted from the query-only hits (no generation at search time)."""
 
     def body() -> None:
-        from o1_rag.evaluation.context import EvalSettings
         from o1_rag.gate import GATE_FILE, GateError, ThinkGate
         from o1_rag.training.gate import train_gate
 
@@ -108,9 +103,7 @@ def train_gate_cmd(
                 ThinkGate.load(output)
             except GateError:
                 raise ValueError(f"--output {output} exists and is not a gate: it is kept") from None
-        settings = EvalSettings(
-            model=model, adapter=adapter, device=device, db=str(db) if db else None, exact=True
-        )
+        settings = model.eval_settings(db, exact=True)
         with progress_bars() as update:
             report = train_gate(data_dir, settings, limit_queries, threshold, progress=update)
         report.gate.save(output)
