@@ -21,6 +21,7 @@ from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder
 from o1_rag.gate import GATE_FILE, ThinkGate
 from o1_rag.models import ADAPTERS_DIR, COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL
 from o1_rag.thinkers import DEFAULT_MAX_NEW_TOKENS, DEFAULT_NUM_THOUGHTS, LMThinker, Thinker, check_penalty
+from o1_rag.thinkers.lazy import LazyThinker
 
 if TYPE_CHECKING:
     from o1_rag.embedder import O1Embedder
@@ -177,15 +178,17 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
     own_thinker = thinker is None or thinker is True
     if thinker is False:
         thinker = None
-    elif thinker is None or thinker is True or isinstance(thinker, str):
-        thinker_name, thinker_adapter = (
-            (thinker, None)
-            if isinstance(thinker, str)
-            else ((composed.thinker, None) if composed is not None else (model, adapter))
-        )
-        thinker = _load_thinker(
-            thinker_name, thinker_adapter, think_mode, repetition_penalty, settings, common
-        )
+    elif isinstance(thinker, str):  # a name the user typed: loaded now, so a mistake shows at once
+        thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
+    elif thinker is None or thinker is True:
+        # the model's own thinker: loaded when a query first thinks (think="auto" skips most)
+        own_name, own_adapter = (composed.thinker, None) if composed is not None else (model, adapter)
+        extra = dict(settings)
+
+        def load_own() -> LMThinker:
+            return _load_thinker(own_name, own_adapter, think_mode, repetition_penalty, extra, common)
+
+        thinker = LazyThinker(load_own, own_name)
     elif repetition_penalty is not None:
         thinker.repetition_penalty = check_penalty(repetition_penalty)
     unused = sorted(set(settings) - {"generation_batch_size", "max_query_tokens"})

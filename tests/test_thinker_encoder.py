@@ -381,3 +381,60 @@ def test_early_stop_when_thoughts_agree(tiny_encoder_dir: Path, tmp_path: Path) 
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="agree must be a cosine"):
             ThinkParams(agree=bad)
+
+
+def test_an_alias_loads_its_own_thinker_only_when_a_query_thinks(
+    tiny_model_dir: Path, tiny_encoder_dir: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A thinker + encoder alias builds without loading its thinker; searches that do not think (never, or
+    auto where the gate skips) never load it; the first thought loads it once, even from several threads,
+    and it writes what the same thinker loaded up front writes."""
+    from o1_rag import models
+    from o1_rag.data import load_corpus
+    from o1_rag.gate import FEATURES, ThinkGate
+    from o1_rag.search import search
+    from o1_rag.store import O1Collection, index_documents, open_client
+    from o1_rag.thinkers import LazyThinker
+
+    monkeypatch.setitem(
+        models.COMPOSED_MODELS,
+        "tiny-composed",
+        models.ComposedModel(str(tiny_model_dir), str(tiny_encoder_dir), folder=str(tmp_path)),
+    )
+    loads: list[str] = []
+    real = LMThinker.from_pretrained
+
+    def counted(*args: Any, **kwargs: Any) -> LMThinker:
+        loads.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(LMThinker, "from_pretrained", counted)
+    embedder = O1Embedder.from_pretrained("tiny-composed", device="cpu", cache=False, think_mode="native")
+    assert isinstance(embedder.thinker, LazyThinker) and not embedder.thinker.is_loaded and loads == []
+    assert embedder.generate_calls == 0 and "not loaded yet" in embedder.thinker.describe()
+    collection = O1Collection.create_or_open(
+        open_client(tmp_path / "db"), "tiny", embedder.fingerprint, embedder.dim
+    )
+    index_documents(embedder, collection, load_corpus(tiny_corpus))
+    search(embedder, collection, ["aspirin"], k=3, think="never")
+    embedder.gate = ThinkGate([0.0] * len(FEATURES), [1.0] * len(FEATURES), [0.0] * len(FEATURES), -5.0)
+    [skipped] = search(embedder, collection, ["aspirin"], k=3, think="auto")
+    assert not skipped.decision.think and loads == [] and not embedder.thinker.is_loaded
+
+    params = ThinkParams(num_thoughts=2, max_new_tokens=6, seed=3)
+    threads = [threading.Thread(target=embedder.think, args=(["aspirin"],), kwargs={"params": params})]
+    threads += [threading.Thread(target=embedder.think, args=(["insulin"],), kwargs={"params": params})]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == [str(tiny_model_dir)] and embedder.thinker.is_loaded
+    eager = real(str(tiny_model_dir), mode="native", device="cpu")
+    assert embedder.thinker.cache_id == eager.cache_id and embedder.thinker.mode == "native"
+    assert embedder.think(["aspirin"], params=params) == eager.think(["aspirin"], params)
+    embedder.generation_batch_size = 3  # settings reach the loaded thinker
+    assert embedder.thinker.load().generation_batch_size == 3
+    named = O1Embedder.from_pretrained(
+        "tiny-composed", thinker=str(tiny_model_dir), device="cpu", cache=False
+    )
+    assert isinstance(named.thinker, LMThinker)  # a thinker the user names is loaded at once

@@ -113,6 +113,7 @@ def bench_core(
     rows: list[Row] = []
     texts = [d.full_text() for d in docs]
     emb.embed_documents(texts[: emb.batch_size])  # warm-up
+    emb.load_thinker()  # a one-time load is not generation speed
     baseline = bare_forward_docs_per_s(emb, texts, emb.batch_size)
     col = O1Collection.create_or_open(open_client(workdir / "db"), "bench", emb.fingerprint, emb.dim)
     report = index_documents(emb, col, docs, batch_size=emb.batch_size)
@@ -239,6 +240,7 @@ def bench_compare(
     measured = []
     for i, model in enumerate((emb, other)):
         model.embed_documents([d.full_text() for d in docs[:8]])  # warm-up
+        model.load_thinker()
         col = O1Collection.create_or_open(
             open_client(workdir / f"compare-{i}"), "bench", model.fingerprint, model.dim
         )

@@ -7,6 +7,8 @@ embeddings: the seam to the encoder is plain text. Implementations:
   ``<query>q</query><emb><thought>``) or ``chat`` (any instruct model answers a chat-template prompt).
 - ``EndpointThinker``: any OpenAI-compatible ``/chat/completions`` server (vLLM, llama.cpp, a hosted API),
   with time-outs, retries and a clear error when it is down.
+- ``LazyThinker``: stands for another thinker and loads it on first use (the own thinker of a thinker +
+  encoder alias: ``think="auto"`` skips most queries, so most searches never load it).
 - ``CallableThinker``: a function from prompts to texts (the integrations wrap a LangChain chat model or a
   LlamaIndex ``LLM`` with it, so a RAG chain's own LLM can think).
 
@@ -29,6 +31,7 @@ from o1_rag.thinkers.base import (
     think_prompt,
 )
 from o1_rag.thinkers.endpoint import EndpointThinker
+from o1_rag.thinkers.lazy import LazyThinker
 from o1_rag.thinkers.local import LMThinker
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "CallableThinker",
     "EndpointThinker",
     "LMThinker",
+    "LazyThinker",
     "ThinkParams",
     "Thinker",
     "ThinkerError",
