@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from o1_rag.errors import O1RagError
-from o1_rag.evaluation.context import EvalContext, EvalSettings
-from o1_rag.evaluation.data import load_collection
-from o1_rag.evaluation.o1_system import O1System
-from o1_rag.gate import TOP, ThinkGate
-from o1_rag.training.gate import DEPTH, mean_log_rank
+from o1_rag.evaluation.context import EvalSettings
+from o1_rag.gate import ThinkGate
+from o1_rag.training.gate import thinking_effect
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,36 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         gates = {str(path): ThinkGate.load(path) for path in args.gate}
-        corpus, queries, qrels = load_collection(args.data_dir, args.limit_queries)
+        settings = EvalSettings(exact=True, **({"model": args.model} if args.model else {}))
+        effect = thinking_effect(args.data_dir, settings, args.limit_queries)
     except (O1RagError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = EvalSettings(exact=True) if args.model is None else EvalSettings(model=args.model, exact=True)
-    context = EvalContext.create(settings)
-    depth = max(TOP, min(len(corpus), DEPTH))
-    plain = O1System(False, context).retrieve(corpus, queries, depth)
-    thought = O1System(True, context).retrieve(corpus, queries, depth)
-    ids = list(queries)
-
-    def log_rank(run: dict[str, dict[str, float]], qid: str) -> float:
-        return mean_log_rank(run.get(qid, {}), qrels[qid], depth)
-
-    gain = np.array([log_rank(plain, q) - log_rank(thought, q) for q in ids])
+    gain = effect.gains
     moved = gain != 0
     print(
-        f"{args.data_dir}: {len(ids)} queries; thinking moved {moved.sum()} (helped {(gain > 0).sum()}); "
+        f"{args.data_dir}: {len(gain)} queries; thinking moved {moved.sum()} (helped {(gain > 0).sum()}); "
         f"always thinking: mean gain {gain.mean():.4f} per query"
     )
     print("| gate | thinks on | mean gain kept | random, same share | AUC (moved queries) |")
     print("|---|---|---|---|---|")
     for name, gate in gates.items():
-        p = np.array(
-            [gate.probability(queries[q], sorted(plain.get(q, {}).values(), reverse=True)) for q in ids]
-        )
+        p = np.array([gate.probability(t, top) for t, top in zip(effect.texts, effect.tops, strict=True)])
         on = p >= gate.threshold
         auc = _auc(p[moved], gain[moved] > 0)
         print(
-            f"| {name} | {on.mean():.0%} | {gain[on].sum() / len(ids):.4f} | {gain.mean() * on.mean():.4f} "
+            f"| {name} | {on.mean():.0%} | {gain[on].sum() / len(gain):.4f} | {gain.mean() * on.mean():.4f} "
             f"| {auc:.3f} |"
         )
     return 0

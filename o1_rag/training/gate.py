@@ -45,6 +45,36 @@ class GateReport:
     would_think: int
 
 
+@dataclass
+class ThinkingEffect:
+    """What always thinking did to each judged query of a collection, against the query-only search."""
+
+    texts: list[str]  # the queries, in file order
+    tops: list[list[float]]  # each query's query-only cosine scores, best first (the gate's inputs)
+    gains: np.ndarray  # the drop in the relevant documents' mean log rank (positive: thinking helped)
+
+
+def thinking_effect(
+    data_dir: str | Path,
+    settings: EvalSettings,
+    limit_queries: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ThinkingEffect:
+    """Search the judged queries of ``data_dir`` without and with thinking and measure, per query, how far
+    thinking moved the relevant documents (mean log rank, up to depth 1000)."""
+    corpus, queries, qrels = load_collection(data_dir, limit_queries)
+    context = EvalContext.create(settings, progress)
+    depth = max(TOP, min(len(corpus), DEPTH))
+    plain = O1System(False, context).retrieve(corpus, queries, depth)
+    thought = O1System(True, context).retrieve(corpus, queries, depth)
+    gains = [
+        mean_log_rank(plain.get(q, {}), qrels[q], depth) - mean_log_rank(thought.get(q, {}), qrels[q], depth)
+        for q in queries
+    ]
+    tops = [sorted(plain.get(q, {}).values(), reverse=True) for q in queries]
+    return ThinkingEffect(list(queries.values()), tops, np.asarray(gains, dtype=np.float64))
+
+
 def train_gate(
     data_dir: str | Path,
     settings: EvalSettings,
@@ -54,34 +84,17 @@ def train_gate(
 ) -> GateReport:
     """Fit a gate on the judged queries of ``data_dir`` (a BEIR folder: use training queries, never the
     collection you will evaluate on)."""
-    corpus, queries, qrels = load_collection(data_dir, limit_queries)
-    context = EvalContext.create(settings, progress)
-    never, always = O1System(False, context), O1System(True, context)
-    depth = max(TOP, min(len(corpus), DEPTH))
-    plain = never.retrieve(corpus, queries, depth)
-    thought = always.retrieve(corpus, queries, depth)
-    rows, helped, moved = [], [], []
-    for qid, text in queries.items():
-        before = mean_log_rank(plain.get(qid, {}), qrels[qid], depth)
-        after = mean_log_rank(thought.get(qid, {}), qrels[qid], depth)
-        if after == before:
-            continue
-        top = sorted(plain.get(qid, {}).values(), reverse=True)
-        rows.append(gate_features(text, top))
-        helped.append(after < before)
-        moved.append(abs(after - before))
-    if not rows:
+    effect = thinking_effect(data_dir, settings, limit_queries, progress)
+    moved = np.flatnonzero(effect.gains != 0)
+    if moved.size == 0:
         raise GateError("thinking moved no relevant document here: nothing to learn a gate from")
     gate = ThinkGate.fit(
-        np.stack(rows),
-        helped,
+        np.stack([gate_features(effect.texts[i], effect.tops[i]) for i in moved]),
+        effect.gains[moved] > 0,
         threshold,
-        trained_on=f"{Path(data_dir).resolve().name} ({len(queries)} queries)",
-        weights=moved,
+        trained_on=f"{Path(data_dir).resolve().name} ({len(effect.texts)} queries)",
+        weights=np.abs(effect.gains[moved]),
     )
-    would = sum(
-        gate.decide(text, sorted(plain.get(qid, {}).values(), reverse=True)).think
-        for qid, text in queries.items()
-    )
-    n_helped = sum(helped)
-    return GateReport(gate, len(queries), n_helped, len(helped) - n_helped, len(queries) - len(helped), would)
+    would = sum(gate.decide(text, top).think for text, top in zip(effect.texts, effect.tops, strict=True))
+    n, n_helped = len(effect.texts), int((effect.gains > 0).sum())
+    return GateReport(gate, n, n_helped, moved.size - n_helped, n - moved.size, would)
