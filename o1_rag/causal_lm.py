@@ -50,6 +50,42 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware: a GPU that supports bfloat16, or a CPU
+    with AMX tiles or AVX512-BF16 (elsewhere bfloat16 is emulated and slower than float32)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device == "cpu":
+        names = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's own probes
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in names)
+    return False
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` when it is one of ``PRECISIONS``, else a ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+    return precision
+
+
+def pick_precision(precision: str, device: str) -> Any:
+    """The autocast dtype of encoding forwards, or None to compute in the weights' own dtype.
+
+    ``auto`` -> bfloat16 where ``device`` (``cpu``, ``cuda`` ...) computes it in hardware, else None;
+    ``float32`` -> None; ``bfloat16`` -> bfloat16 anywhere.
+    """
+    import torch
+
+    if check_precision(precision) == "float32" or (precision == "auto" and not native_bf16(device)):
+        return None
+    return torch.bfloat16
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     """``auto`` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
     import torch

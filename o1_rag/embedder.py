@@ -115,6 +115,7 @@ class O1Embedder:
         encoder: Encoder | str | None = None,
         device: str = "auto",
         dtype: str = "auto",
+        precision: str = "auto",
         revision: str | None = None,
         trust_remote_code: bool = False,
         cache: ThoughtCache | str | Path | bool | None = True,
@@ -128,7 +129,9 @@ class O1Embedder:
         ``model`` is a thinker + encoder alias (``o1-minilm``), or a causal LM (alias, folder or Hugging
         Face id, plus an optional peft ``adapter``) used as the joint O1 model. ``thinker`` (a ``Thinker`` or
         a causal-LM name; False: load no thinker, for indexing) and ``encoder`` (an ``Encoder`` or a
-        sentence-transformers name) replace the respective part. ``cache``: True for the default thought
+        sentence-transformers name) replace the respective part. ``precision`` is how the encoder
+        computes (``auto``: bfloat16 where the hardware does it natively; see ``Encoder``); ``dtype`` is
+        the dtype of a causal LM's weights. ``cache``: True for the default thought
         cache, a path or ``ThoughtCache`` for another, False/None for none. Remaining keyword arguments
         (truncation lengths, batch sizes) go to the joint model or the parts.
 
@@ -144,6 +147,7 @@ class O1Embedder:
                 "encoder": encoder,
                 "device": device,
                 "dtype": dtype,
+                "precision": precision,
                 "revision": revision,
                 "trust_remote_code": trust_remote_code,
                 "cache": str(cache) if isinstance(cache, Path) else cache,

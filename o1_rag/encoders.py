@@ -12,6 +12,7 @@ enters it (documents depend on nothing else), so one index serves every thinker.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import threading
@@ -57,9 +58,26 @@ def backbone(model: Any) -> Any:
 
 
 class Encoder(ABC):
-    """Embeds documents, queries (``v_q``) and query + thought pairs (``v_t``); all rows L2-normalised."""
+    """Embeds documents, queries (``v_q``) and query + thought pairs (``v_t``); all rows L2-normalised.
+
+    ``precision`` (``auto``, ``float32``, ``bfloat16``; see ``causal_lm.pick_precision``) is how the forwards
+    compute: ``auto`` multiplies in bfloat16 (autocast, float32 weights) where the hardware does so natively
+    (a CPU with AMX, a recent GPU), which encodes several times faster; the vectors agree with float32 ones
+    to a cosine of about 0.9999, so it is not part of the fingerprint: an index built at one precision
+    serves queries at the other.
+    """
 
     batch_size: int = 16
+    compute_dtype: Any = None  # the autocast dtype of the forwards; None: the weights' own
+    device_type: str = "cpu"
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context the forwards run in: autocast to ``compute_dtype``, or nothing."""
+        if self.compute_dtype is None:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self.compute_dtype)
 
     @property
     @abstractmethod
@@ -101,6 +119,7 @@ class JointEncoder(Encoder):
         fmt: the ``O1Format`` with the truncation lengths.
         batch_size: sequences per forward.
         lock: held around forwards (share it with an ``LMThinker`` on the same model).
+        precision: ``auto``, ``float32`` or ``bfloat16`` (see ``Encoder``).
     """
 
     def __init__(
@@ -113,7 +132,10 @@ class JointEncoder(Encoder):
         batch_size: int = 16,
         lock: threading.RLock | None = None,
         name: str = "",
+        precision: str = "auto",
     ) -> None:
+        from o1_rag.causal_lm import pick_precision
+
         if batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
         self.model = model
@@ -125,6 +147,8 @@ class JointEncoder(Encoder):
         self._lock = lock or threading.RLock()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._decoder = backbone(model)
+        self.device_type = self.device.type
+        self.compute_dtype = pick_precision(precision, str(self.device))
 
     @property
     def dim(self) -> int:
@@ -165,7 +189,7 @@ class JointEncoder(Encoder):
         first_out = np.zeros((len(sequences), self.dim), dtype=np.float32)
         last_out = np.zeros((len(sequences), self.dim), dtype=np.float32)
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))  # longest first: fail fast
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self.autocast():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 ids, mask = pad_sequences([sequences[i] for i in chunk], self.pad_id, "right", self.device)
@@ -253,6 +277,7 @@ class SentenceTransformerEncoder(Encoder):
         batch_size: texts per forward.
         separator: between query and thought in ``v_t``'s text.
         trust_remote_code: off unless asked.
+        precision: ``auto``, ``float32`` or ``bfloat16`` (see ``Encoder``).
     """
 
     def __init__(
@@ -265,7 +290,10 @@ class SentenceTransformerEncoder(Encoder):
         separator: str = " ",
         trust_remote_code: bool = False,
         model: Any = None,
+        precision: str = "auto",
     ) -> None:
+        from o1_rag.causal_lm import pick_precision
+
         if batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
         from o1_rag.models import COMPOSED_MODELS
@@ -313,6 +341,9 @@ class SentenceTransformerEncoder(Encoder):
                 replace_backbone(module, merged)
                 model.eval()
         self.model = model
+        where = getattr(model, "device", None)  # a torch.device; absent on stand-in models
+        self.device_type = getattr(where, "type", "cpu")
+        self.compute_dtype = pick_precision(precision, str(where) if where is not None else "cpu")
 
     @property
     def dim(self) -> int:
@@ -342,7 +373,7 @@ class SentenceTransformerEncoder(Encoder):
         size = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with self._lock:
+        with self._lock, self.autocast():
             for start in range(0, len(order), size):
                 chunk = order[start : start + size]
                 out[chunk] = self.model.encode(
@@ -354,7 +385,7 @@ class SentenceTransformerEncoder(Encoder):
                 )
                 if progress is not None:
                     progress(len(chunk))
-        return out
+        return out if self.compute_dtype is None else normalise_rows(out)
 
     def embed_documents(
         self, texts: list[str], batch_size: int | None = None, progress: Progress | None = None

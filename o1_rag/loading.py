@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from o1_rag.cache import ThoughtCache
-from o1_rag.causal_lm import LoadedModel, load_model
+from o1_rag.causal_lm import LoadedModel, check_precision, load_model
 from o1_rag.config import O1Config
 from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder
 from o1_rag.gate import GATE_FILE, ThinkGate
@@ -83,6 +83,7 @@ def embedder_from_loaded(
     query_weight: float | None = None,
     cache: ThoughtCache | None = None,
     thinker: Thinker | bool | None = None,
+    precision: str = "auto",
 ) -> O1Embedder:
     """The joint O1 model: one loaded causal LM thinks (unless ``thinker`` is given, or False for no
     thinking) and embeds."""
@@ -98,7 +99,14 @@ def embedder_from_loaded(
     lock = threading.RLock()
     identity = loaded.identity(model_name)
     encoder = JointEncoder(
-        loaded.model, loaded.tokenizer, identity, fmt, batch_size=batch_size, lock=lock, name=model_name
+        loaded.model,
+        loaded.tokenizer,
+        identity,
+        fmt,
+        batch_size=batch_size,
+        lock=lock,
+        name=model_name,
+        precision=precision,
     )
     own_thinker = thinker is None or thinker is True
     if thinker is False:
@@ -136,6 +144,7 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
     repetition_penalty = settings.pop("repetition_penalty", None)
     device = settings.pop("device", "auto")
     trust_remote_code = settings.pop("trust_remote_code", False)
+    precision = check_precision(settings.pop("precision", "auto"))  # before any model loads
     common = {
         "device": device,
         "dtype": settings.pop("dtype", "auto"),
@@ -160,6 +169,7 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
                 query_weight=query_weight,
                 cache=cache_obj,
                 thinker=thinker,
+                precision=precision,
                 **settings,
             ),
         )
@@ -174,6 +184,7 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
             device=device,
             trust_remote_code=trust_remote_code,
             batch_size=settings.pop("batch_size", 32),
+            precision=precision,
         )
     own_thinker = thinker is None or thinker is True
     if thinker is False:

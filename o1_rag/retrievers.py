@@ -82,13 +82,15 @@ class BM25Retriever:
 
 class DenseRetriever:
     """A sentence-transformers encoder (an alias, folder, hub id or encoder adapter folder), with the corpus
-    vectors cached on disk under ``cache_dir`` when one is given."""
+    vectors cached on disk under ``cache_dir`` when one is given; ``precision`` as in ``Encoder``."""
 
-    def __init__(self, model: str, device: str = "auto", cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, model: str, device: str = "auto", cache_dir: Path | None = None, precision: str = "auto"
+    ) -> None:
         from o1_rag.encoders import SentenceTransformerEncoder
 
         self.model_name = model
-        self.encoder = SentenceTransformerEncoder(model, device=device)
+        self.encoder = SentenceTransformerEncoder(model, device=device, precision=precision)
         self.cache_dir = cache_dir
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from o1_rag.causal_lm import PRECISIONS
 from o1_rag.errors import O1RagError
 from o1_rag.prompts import THINK_MODES
 
@@ -63,6 +64,16 @@ PortOpt = Annotated[int | None, typer.Option("--chroma-port", help="Port of the 
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+
+
+PrecisionOpt = Annotated[
+    Literal[PRECISIONS],  # the choices are the library's
+    typer.Option(
+        "--precision",
+        help="How the encoder computes: auto (bfloat16 where the CPU or GPU does it natively), float32, "
+        "bfloat16.",
+    ),
+]
 
 
 ThinkModeOpt = Annotated[

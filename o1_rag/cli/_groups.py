@@ -30,6 +30,7 @@ from o1_rag.cli._common import (
     ModelOpt,
     NumThoughtsOpt,
     PortOpt,
+    PrecisionOpt,
     RepPenOpt,
     SeedOpt,
     TempOpt,
@@ -83,6 +84,7 @@ class ModelOptions:
     model: ModelOpt = DEFAULT_MODEL
     adapter: AdapterOpt = None
     device: DeviceOpt = "auto"
+    precision: PrecisionOpt = "auto"
 
     def embedder(
         self,
@@ -102,6 +104,7 @@ class ModelOptions:
             thinker=(thinker.build() if thinker else None) if think else False,
             encoder=encoder,
             device=self.device,
+            precision=self.precision,
             cache=cache,
             think_mode=think_mode,
         )
@@ -115,6 +118,7 @@ class ModelOptions:
             model=self.model,
             adapter=self.adapter,
             device=self.device,
+            precision=self.precision,
             db=str(db) if db else None,
             **named,
             **fields,

@@ -38,6 +38,7 @@ def bench(
             docs,
             max_new_tokens,
             model.device,
+            precision=model.precision,
         )
         table = Table(title=clean(title), title_justify="left")
         for column in ("measure", "o1-rag", "baseline", "ratio", "target"):

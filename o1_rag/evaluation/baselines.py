@@ -81,7 +81,9 @@ class DenseSystem:
         self.name = "dense" if model == DEFAULT_DENSE else f"dense:{model}"
         s = EvalContext.of(context).settings
         try:
-            self.encoder = DenseRetriever(model, device=s.device, cache_dir=s.cache_dir())
+            self.encoder = DenseRetriever(
+                model, device=s.device, cache_dir=s.cache_dir(), precision=s.precision
+            )
         except ModelNotFoundError as exc:
             raise UnknownSystemError(f"cannot load dense model '{model}': {exc}") from None
 

@@ -1,7 +1,9 @@
 """``o1rag bench``: speed of the runtime, as ratios against baselines measured in the same run.
 
 Suites:
-- ``core``: indexing docs/s against a bare transformers forward loop; batched ``think`` against single
+- ``core``: indexing docs/s against a bare transformers forward loop (both at the encoder's precision);
+  document encoding at that precision against float32 (with the least cosine between the two vectors of
+  a document); batched ``think`` against single
   ``generate`` calls; query latency p50/p95 without thinking (the plain-embedding baseline), thinking
   (cache off), thinking with a warm cache; batched query throughput.
 - ``compare``: the model against the joint O1 model (``o1-smollm2-135m``) on the same texts: indexing
@@ -74,18 +76,20 @@ def _pcts(samples: list[float]) -> tuple[float, float]:
 
 
 def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) -> float:
-    """The encoder's model used directly: for the joint LM, tokenize with truncation, forward the decoder
-    and pool the last token; for a sentence-transformers encoder, its own ``encode``."""
+    """The encoder's model used directly, at the encoder's precision: for the joint LM, tokenize with
+    truncation, forward the decoder and pool the last token; for a sentence-transformers encoder, its own
+    ``encode``."""
     enc = emb.encoder
     if not isinstance(enc, JointEncoder):
         start = time.perf_counter()
-        enc.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+        with enc.autocast():
+            enc.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
         return len(texts) / (time.perf_counter() - start)
     tok = enc.tokenizer
     side, tok.padding_side = tok.padding_side, "right"
     try:
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), enc.autocast():
             for i in range(0, len(texts), batch_size):
                 batch = tok(
                     texts[i : i + batch_size],
@@ -99,6 +103,32 @@ def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) 
         return len(texts) / (time.perf_counter() - start)
     finally:
         tok.padding_side = side
+
+
+def precision_row(emb: O1Embedder, texts: list[str]) -> Row:
+    """Document encoding at the encoder's precision against float32 on the same texts, and how far the
+    vectors of the two agree (the least cosine)."""
+    enc = emb.encoder
+    if enc.compute_dtype is None:
+        return Row("encode docs/s: float32 (the encoder's precision here)", "float32", "float32", "1.00")
+    fast_start = time.perf_counter()
+    fast = enc.embed_documents(texts)
+    fast_rate = len(texts) / (time.perf_counter() - fast_start)
+    dtype, enc.compute_dtype = enc.compute_dtype, None
+    try:
+        enc.embed_documents(texts[: enc.batch_size])  # warm-up of the float32 kernels
+        slow_start = time.perf_counter()
+        slow = enc.embed_documents(texts)
+        slow_rate = len(texts) / (time.perf_counter() - slow_start)
+    finally:
+        enc.compute_dtype = dtype
+    least = float(np.min(np.sum(fast * slow, axis=1)))
+    return Row(
+        f"encode docs/s: {str(dtype).removeprefix('torch.')} vs float32 (least cosine {least:.5f})",
+        f"{fast_rate:.2f}",
+        f"{slow_rate:.2f}",
+        f"{fast_rate / slow_rate:.2f}x",
+    )
 
 
 def bench_core(
@@ -126,6 +156,7 @@ def bench_core(
             ">= 0.9",
         )
     )
+    rows.append(precision_row(emb, texts))
 
     params = ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0)
     batched = timed(
@@ -279,6 +310,7 @@ def run_bench(
     max_new_tokens: int,
     device: str = "auto",
     think_queries: int = 16,
+    precision: str = "auto",
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
     unknown = sorted(set(suites) - {"core", "compare", "train", "think", "agree", "ray"})
@@ -305,13 +337,17 @@ def run_bench(
         if set(suites) == {"train"}:
             where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
             return f"o1rag bench: training step of {model}, {where}, {torch.get_num_threads()} threads", rows
-    emb = O1Embedder.from_pretrained(model, adapter, device=device, cache=workdir / "thoughts.sqlite")
+    emb = O1Embedder.from_pretrained(
+        model, adapter, device=device, precision=precision, cache=workdir / "thoughts.sqlite"
+    )
     if "core" in suites:
         rows += bench_core(emb, docs, queries, workdir, max_new_tokens)
     if "compare" in suites:
         from o1_rag.models import JOINT_MODEL
 
-        joint = O1Embedder.from_pretrained(JOINT_MODEL, device=device, cache=workdir / "joint.sqlite")
+        joint = O1Embedder.from_pretrained(
+            JOINT_MODEL, device=device, precision=precision, cache=workdir / "joint.sqlite"
+        )
         rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
     if "think" in suites:
         from o1_rag.evaluation.bench_think import bench_think

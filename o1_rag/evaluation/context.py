@@ -47,6 +47,7 @@ class EvalSettings:
     encoder: str | None = None
     generator: str | None = None
     device: str = "auto"
+    precision: str = "auto"  # how encoders compute (o1_rag.causal_lm.pick_precision)
     num_thoughts: int | None = None
     max_new_tokens: int | None = None
     seed: int | None = 0
@@ -99,6 +100,7 @@ class ModelPool:
                 thinker=thinker_from_options(s.thinker, s.thinker_url, s.api_key_env, s.concurrency),
                 encoder=s.encoder,
                 device=s.device,
+                precision=s.precision,
                 think_mode=think_mode,
             )
         return self._embedders[key]

@@ -1,0 +1,99 @@
+"""Encoder precision: bfloat16 autocast where the hardware computes it natively, float32 otherwise; the
+vectors of the two agree, so one index serves both."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from o1_rag import causal_lm
+from o1_rag.causal_lm import pick_precision
+from o1_rag.cli import app
+from o1_rag.embedder import O1Embedder
+from o1_rag.encoders import SentenceTransformerEncoder
+from o1_rag.evaluation.bench import precision_row
+
+DOCS = [
+    "Aspirin lowers the risk of blood clots after surgery.",
+    "Sleep consolidates memory in the hippocampus.",
+    "Coffee intake and the risk of type 2 diabetes: a cohort study of 40,000 adults over ten years.",
+]
+
+
+def test_pick_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pick_precision("float32", "cpu") is None
+    assert pick_precision("bfloat16", "cpu") is torch.bfloat16
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: True)
+    assert pick_precision("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: False)
+    assert pick_precision("auto", "cpu") is None
+    with pytest.raises(ValueError, match="unknown precision 'fp16': use auto, float32, bfloat16"):
+        pick_precision("fp16", "cpu")
+
+
+def test_native_bf16_follows_the_cpu_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert not causal_lm.native_bf16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert causal_lm.native_bf16("cpu")
+    assert not causal_lm.native_bf16("mps")
+
+
+def test_sentence_transformer_bfloat16_agrees_with_float32(tiny_encoder_dir: Path) -> None:
+    fp = SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu", precision="float32")
+    bf = SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu", precision="bfloat16")
+    assert fp.compute_dtype is None and bf.compute_dtype is torch.bfloat16
+    a, b = fp.embed_documents(DOCS), bf.embed_documents(DOCS)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, rtol=1e-5)
+    assert not np.array_equal(a, b)  # computed in bfloat16 ...
+    assert np.min(np.sum(a * b, axis=1)) > 0.99  # ... in the same space
+    v_q, v_t = bf.embed_pairs(["aspirin"], ["clots"])
+    assert np.min(np.sum(v_q * fp.embed_queries(["aspirin"]), axis=1)) > 0.99
+    assert np.min(np.sum(v_t * fp.embed_documents(["aspirin clots"]), axis=1)) > 0.99
+    assert fp.fingerprint_fields == bf.fingerprint_fields  # one index serves both
+
+
+def test_joint_model_bfloat16_agrees_with_float32(tiny_model_dir: Path) -> None:
+    def load(precision: str) -> O1Embedder:
+        return O1Embedder.from_pretrained(
+            str(tiny_model_dir), thinker=False, device="cpu", precision=precision, cache=False
+        )
+
+    fp, bf = load("float32"), load("bfloat16")
+    a, b = fp.embed_documents(DOCS), bf.embed_documents(DOCS)
+    assert not np.array_equal(a, b)
+    assert np.min(np.sum(a * b, axis=1)) > 0.99
+    assert fp.fingerprint == bf.fingerprint
+
+
+def test_unknown_precision_is_a_one_line_error() -> None:
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        O1Embedder.from_pretrained("o1-minilm", precision="half", cache=False)
+    result = CliRunner().invoke(app, ["search", "aspirin", "--precision", "half"])
+    assert result.exit_code == 2 and "half" in result.output and "Traceback" not in result.output
+
+
+def test_bench_precision_row(tiny_encoder_dir: Path) -> None:
+    def load(precision: str) -> O1Embedder:
+        return O1Embedder.from_pretrained(
+            "o1-minilm",
+            encoder=str(tiny_encoder_dir),
+            thinker=False,
+            device="cpu",
+            precision=precision,
+            cache=False,
+        )
+
+    emb = load("bfloat16")
+    row = precision_row(emb, DOCS * 4)
+    assert re.fullmatch(r"encode docs/s: bfloat16 vs float32 \(least cosine (0\.99|1\.00)\d+\)", row.measure)
+    assert float(row.value) > 0 and float(row.baseline) > 0 and row.ratio.endswith("x")
+    assert emb.encoder.compute_dtype is torch.bfloat16  # the float32 run leaves the encoder as it was
+    assert precision_row(load("float32"), DOCS).ratio == "1.00"
