@@ -78,7 +78,8 @@ def tiny_embedder_session(tiny_model_dir: Path):
     """One tiny O1Embedder (no cache) shared by read-only tests."""
     from o1_rag.embedder import O1Embedder
 
-    return O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False)
+    # float32: the read-only tests check exact properties (batch invariance, pooling positions)
+    return O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", precision="float32", cache=False)
 
 
 @pytest.fixture

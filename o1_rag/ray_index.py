@@ -77,6 +77,7 @@ class EncoderSpec:
     encoder: str | None
     device: str
     fingerprint: str
+    precision: str = "auto"  # resolved on each node (its vectors agree with float32 ones either way)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,13 @@ class EmbedWorker:
         torch.set_num_threads(max(1, threads))
         self.todo, self.corpus = todo, Path(corpus)
         self.embedder = O1Embedder.from_pretrained(
-            spec.model, spec.adapter, thinker=False, encoder=spec.encoder, device=spec.device, cache=False
+            spec.model,
+            spec.adapter,
+            thinker=False,
+            encoder=spec.encoder,
+            device=spec.device,
+            precision=spec.precision,
+            cache=False,
         )
         if self.embedder.fingerprint != spec.fingerprint:
             raise FingerprintMismatchError(

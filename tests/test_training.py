@@ -120,7 +120,9 @@ def test_two_steps_train_lora_and_markers_only(
 
     # save -> reload through the normal loading path gives the embeddings of the trained model
     model.eval()
-    trained = O1Embedder.from_loaded(LoadedModel(model, tokenizer, "trained"), think_mode="native")
+    trained = O1Embedder.from_loaded(  # float32 on both sides: an exact reload check
+        LoadedModel(model, tokenizer, "trained"), think_mode="native", precision="float32"
+    )
     docs = ["A study of aspirin.", "Unrelated text."]
     before = trained.embed_documents(docs)
     queries = trained.embed_query_pair(["what does coffee do?"], ["coffee affects health"])[1]
@@ -130,7 +132,9 @@ def test_two_steps_train_lora_and_markers_only(
     }
     assert not (folder / "training_args.bin").exists()
     assert (folder / "adapter_model.safetensors").stat().st_size < 2_000_000  # no full embedding matrix
-    reloaded = O1Embedder.from_pretrained(str(tiny_model_dir), str(folder), device="cpu", cache=False)
+    reloaded = O1Embedder.from_pretrained(
+        str(tiny_model_dir), str(folder), device="cpu", precision="float32", cache=False
+    )
     assert reloaded.think_mode == "native" and emb_row == reloaded.encoder.format.emb_id
     np.testing.assert_allclose(reloaded.embed_documents(docs), before, atol=1e-5)
     np.testing.assert_allclose(

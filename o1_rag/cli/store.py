@@ -96,7 +96,14 @@ def index(
                 host, port = store.chroma_host, store.chroma_port
                 server = ServerTarget(name, host, port) if host or port else None
                 report = index_on_ray(
-                    EncoderSpec(model.model, model.adapter, encoder, model.device, embedder.fingerprint),
+                    EncoderSpec(
+                        model.model,
+                        model.adapter,
+                        encoder,
+                        model.device,
+                        embedder.fingerprint,
+                        model.precision,
+                    ),
                     target,
                     data_dir,
                     address=ray_address,

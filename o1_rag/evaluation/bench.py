@@ -360,7 +360,7 @@ def run_bench(
     if "ray" in suites:
         from o1_rag.evaluation.bench_scale import bench_ray
 
-        rows += bench_ray(emb, docs, workdir, model, adapter, device)
+        rows += bench_ray(emb, docs, workdir, model, adapter, device, precision)
     device_name = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available() and device != "cpu"

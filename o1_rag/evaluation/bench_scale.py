@@ -131,7 +131,13 @@ def bench_training(
 
 
 def bench_ray(
-    emb: O1Embedder, docs: list[Document], workdir: Path, model: str, adapter: str | None, device: str
+    emb: O1Embedder,
+    docs: list[Document],
+    workdir: Path,
+    model: str,
+    adapter: str | None,
+    device: str,
+    precision: str = "auto",
 ) -> list[Row]:
     """The ray suite (see the module docstring)."""
     import json
@@ -151,7 +157,7 @@ def bench_ray(
     emb.embed_documents([d.full_text() for d in docs[: emb.batch_size]])  # warm-up
     single = index_documents(emb, fresh("single"), docs, batch_size=32).docs_per_second
     connect("local")
-    spec = EncoderSpec(model, adapter, None, device, emb.fingerprint)
+    spec = EncoderSpec(model, adapter, None, device, emb.fingerprint, precision)
     rows = [Row("index docs/s, one process (embed + upsert)", f"{single:.2f}", "", "")]
     for actors in (1, 2):
         report = index_on_ray(spec, fresh(f"ray{actors}"), folder, actors=actors, batch_size=32)
