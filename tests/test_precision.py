@@ -97,3 +97,16 @@ def test_bench_precision_row(tiny_encoder_dir: Path) -> None:
     assert float(row.value) > 0 and float(row.baseline) > 0 and row.ratio.endswith("x")
     assert emb.encoder.compute_dtype is torch.bfloat16  # the float32 run leaves the encoder as it was
     assert precision_row(load("float32"), DOCS).ratio == "1.00"
+
+
+def test_reports_say_whether_auto_encodes_in_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from o1_rag.evaluation.report import environment, provenance
+
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: True)
+    env = environment()
+    assert env["native_bfloat16"] is True
+    assert "(`--precision auto` encodes in bfloat16)" in provenance("o1rag eval ir x", env)
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: False)
+    assert "(`--precision auto` encodes in float32)" in provenance("o1rag eval ir x", environment())
+    del env["native_bfloat16"]  # a report written before the field existed
+    assert "bfloat16" not in provenance("o1rag eval ir x", env)

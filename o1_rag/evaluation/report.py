@@ -36,15 +36,18 @@ def environment() -> dict[str, Any]:
     try:
         import torch
 
-        device = (
-            torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-        )
+        from o1_rag.causal_lm import native_bf16
+
+        cuda = torch.cuda.is_available()
+        device = torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)"
+        bf16 = native_bf16("cuda" if cuda else "cpu")
     except ImportError:  # pragma: no cover
-        device = "CPU"
+        device, bf16 = "CPU", False
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": device,
+        "native_bfloat16": bf16,  # so --precision auto encoded in bfloat16 here
         "versions": versions,
         "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -91,9 +94,17 @@ def atomic_folder(target: Path):
 def provenance(command: str, env: dict[str, Any]) -> str:
     """The markdown footer of a report: the command, the machine, the versions, the time."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    native = ""
+    if "native_bfloat16" in env:  # reports written before the field existed lack it
+        native = (
+            "; multiplies bfloat16 natively (`--precision auto` encodes in bfloat16)"
+            if env["native_bfloat16"]
+            else "; no native bfloat16 (`--precision auto` encodes in float32)"
+        )
     return (
         f"\n## How this was made\n\n```\n{command}\n```\n\n"
-        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}\n"
+        f"- machine: {env['device']}, {env['platform']}, Python {env['python']}"
+        f"{native}\n"
         f"- versions: {versions}\n- time: {env['time']}\n"
     )
 
