@@ -1,7 +1,10 @@
-"""Micro-batching for async callers: concurrent requests within a short window share one batched call.
+"""Micro-batching: concurrent requests share one batched call.
 
 Used by the integrations so that, say, 16 concurrent ``ainvoke`` calls become one batched ``think`` call
-run off the event loop instead of 16 sequential generations.
+run off the event loop instead of 16 sequential generations (``submit``: the first request waits a short
+window for others), and so that threads calling at once (LangChain's ``batch``, a threaded web server)
+share batched calls too (``call``: nobody waits for a window; requests that arrive while a call runs go
+together into the next one).
 """
 
 from __future__ import annotations
@@ -9,10 +12,23 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One synchronous request: its item, then its result or error; ``leads`` when its thread must run
+    the next call."""
+
+    item: Any
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    leads: bool = False
 
 
 class MicroBatcher(Generic[T, R]):
@@ -41,6 +57,53 @@ class MicroBatcher(Generic[T, R]):
         self._pending: dict[tuple[int, Hashable], list[tuple[T, asyncio.Future[R]]]] = {}
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until each batch finishes
+        self._cond = threading.Condition()  # the synchronous path (``call``)
+        self._queues: dict[Hashable, list[_Ticket]] = {}  # per group: waiting tickets, a call running
+
+    def call(self, item: T, group: Hashable = None) -> R:
+        """Process ``item`` from a thread and return its result (or raise its call's error).
+
+        A lone caller runs at once, alone. Items of the same ``group`` submitted by other threads while a
+        call runs wait for it, then run together (up to ``max_batch``) in one call, made by the first of
+        them; so N threads calling at once make about log-many calls instead of N, and no one waits for
+        a window.
+        """
+        ticket = _Ticket(item)
+        with self._cond:
+            queue = self._queues.get(group)
+            if queue is None:  # nothing of this group running: this thread runs now
+                queue = self._queues[group] = []
+                ticket.leads = True
+            queue.append(ticket)
+            self._cond.wait_for(lambda: ticket.done or ticket.leads)
+            if not ticket.done:
+                batch = queue[: self.max_batch]
+                del queue[: self.max_batch]
+        if not ticket.done:
+            self._run_tickets(group, batch)
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.result  # type: ignore[no-any-return]
+
+    def _run_tickets(self, group: Hashable, batch: list[_Ticket]) -> None:
+        self.calls += 1
+        try:
+            results = self.fn([t.item for t in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batched call returned {len(results)} results for {len(batch)} items")
+        except BaseException as exc:  # every ticket of the call gets the failure
+            results, error = [None] * len(batch), exc
+        else:
+            error = None
+        with self._cond:
+            for ticket, result in zip(batch, results, strict=True):
+                ticket.result, ticket.error, ticket.done = result, error, True
+            queue = self._queues[group]
+            if queue:
+                queue[0].leads = True  # the longest waiter runs the next call
+            else:
+                del self._queues[group]
+            self._cond.notify_all()
 
     async def submit(self, item: T, group: Hashable = None) -> R:
         """Queue ``item`` and wait for its result."""

@@ -103,7 +103,7 @@ class O1Embeddings(ThinkSettings, Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Think about the query (unless ``think="never"``), then embed it; the thoughts go to the
         callbacks of the run this is part of as the custom event ``o1_thoughts``."""
-        [(vector, thoughts)] = self._embed_query_batch([check_query(text)])
+        vector, thoughts = self._batcher.call(check_query(text))  # threads calling at once share calls
         with contextlib.suppress(RuntimeError):  # outside a run there are no callbacks to tell
             dispatch_custom_event(THOUGHTS_EVENT, {"query": text, "thoughts": thoughts})
         return vector

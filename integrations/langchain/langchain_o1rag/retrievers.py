@@ -46,7 +46,9 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     ``metadata["o1_thoughts"]`` (the thoughts behind the query embedding) and ``metadata["o1_thinking"]``
     (whether and why the query thought, e.g. ``auto: skipped thinking (gate p=0.31)``). Both are also sent
     to the callbacks as a custom event ``o1_thoughts``, so a tracer shows why a document came back.
-    Concurrent ``ainvoke`` calls are gathered into one batched think + embed call.
+    Concurrent ``ainvoke`` calls are gathered into one batched think + embed call; ``invoke`` calls from
+    several threads at once (``retriever.batch(queries)``, a threaded server) share batched calls too: a
+    lone call runs at once, and calls arriving while one runs go together into the next.
 
     Setup:
         ``make install`` at the repository root, then build a collection: ``o1rag index DATA --collection
@@ -223,7 +225,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
         settings = self._settings(k, filter, think, hybrid, search_kwargs)
-        [result] = self._search_batch([(check_query(query), settings)])
+        result = self._batcher.call((check_query(query), settings), group=settings)
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
 

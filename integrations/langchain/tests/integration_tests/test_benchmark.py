@@ -34,3 +34,4 @@ def test_concurrency_benchmark_prints_its_row() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "16 concurrent ainvoke" in done.stdout and "sequential invoke" in done.stdout
+    assert "batch of 16, threads" in done.stdout

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,28 @@ def test_concurrent_ainvoke_is_one_batched_think(embedder: O1Embedder) -> None:
     assert retriever._batcher.calls == 1
     assert embedder.generate_calls - before == 1  # 16 queries x 2 thoughts in one generate call
     assert all(len(r[0].metadata["o1_thoughts"]) == 2 for r in results)
+
+
+def test_threaded_batch_shares_batched_thinking(embedder: O1Embedder) -> None:
+    retriever = _retriever(embedder, k=2, think="always")
+    embedder.generation_batch_size = 32
+    batcher = retriever._batcher
+    search_batch = batcher.fn
+
+    def first_waits_for_the_others(items: list) -> list:
+        if batcher.calls == 1:  # hold the first call until the other 15 threads are queued behind it
+            deadline = time.monotonic() + 20
+            while len(batcher._queues.get(items[0][1], [])) < 15 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return search_batch(items)
+
+    batcher.fn = first_waits_for_the_others
+    before = embedder.generate_calls
+    results = retriever.batch([f"question number {i}" for i in range(16)], config={"max_concurrency": 16})
+    assert [len(r) for r in results] == [2] * 16
+    assert all(len(r[0].metadata["o1_thoughts"]) == 2 for r in results)
+    assert batcher.calls == 2  # the first query alone, then the 15 that arrived while it ran
+    assert embedder.generate_calls - before == 2
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -140,7 +140,7 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         return list(zip(vectors.tolist(), thoughts, strict=True))
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        [(vector, thoughts)] = self._query_batch([check_query(query)])
+        vector, thoughts = self._batcher.call(check_query(query))  # threads calling at once share calls
         dispatcher.event(O1ThoughtsEvent(query=query, thoughts=thoughts))
         return vector
 
