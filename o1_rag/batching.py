@@ -65,8 +65,8 @@ class MicroBatcher(Generic[T, R]):
 
         A lone caller runs at once, alone. Items of the same ``group`` submitted by other threads while a
         call runs wait for it, then run together (up to ``max_batch``) in one call, made by the first of
-        them; so N threads calling at once make about log-many calls instead of N, and no one waits for
-        a window.
+        them; so N threads that arrive while the first runs make two calls (it alone, then the rest, split by
+        ``max_batch``) instead of N, and no one waits for a window.
         """
         ticket = _Ticket(item)
         with self._cond:

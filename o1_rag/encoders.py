@@ -91,7 +91,7 @@ class Encoder(ABC):
                 return fn()
         except (RuntimeError, NotImplementedError) as exc:
             dtype = str(self.compute_dtype).removeprefix("torch.")
-            if dtype.lower() not in str(exc).lower().replace("_", ""):
+            if dtype.lower() not in str(exc).lower():  # torch names the dtype, e.g. 'BFloat16'
                 raise
             first = str(exc).strip().splitlines()[0]
             logger.warning("%s cannot compute in %s here (%s): using float32", self.describe(), dtype, first)
