@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from o1_rag.errors import ModelNotFoundError
+from o1_rag.files import read_structured
 from o1_rag.prompts import THINK_MODES
 
 O1_CONFIG_NAME = "o1_config.json"
@@ -96,14 +97,7 @@ class O1Config:
     @classmethod
     def load(cls, path: str | Path) -> O1Config:
         """Read and validate one file."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read ({exc})") from None
-        return cls.from_dict(raw, str(path))
+        return cls.from_dict(read_structured(path, ConfigError), str(path))
 
     @classmethod
     def find(cls, *folders: Path | str | None) -> O1Config:

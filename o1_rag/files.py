@@ -1,17 +1,25 @@
 """The one home of file helpers: atomic writes (a file or a whole folder is built beside its target, then
 renamed into place, so readers see the old version or the complete new one, never a part), a cross-process
-lock and a file checksum."""
+lock, a file checksum, and reading a JSON or TOML file with a one-line error."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
@@ -87,3 +95,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_structured(path: str | Path, error: type[Exception]) -> Any:
+    """The parsed contents of a JSON file, or of a TOML file when ``path`` ends in ``.toml``; a file that
+    cannot be read or parsed raises ``error`` with a one-line message naming the path."""
+    path = Path(path)
+    toml = path.suffix == ".toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read ({exc})") from None
+    if toml:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise error(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from o1_rag.files import atomic_dir
+from o1_rag.errors import O1RagError
+from o1_rag.files import atomic_dir, read_structured
 
 CORE = Path(__file__).resolve().parents[1] / "o1_rag"
 
@@ -46,3 +47,35 @@ def test_the_core_imports_no_integration() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+(langchain_o1rag|llama_index)\b", re.M)
     offenders = [str(p.relative_to(CORE)) for p in CORE.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_read_structured_reads_json_and_toml(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"x": [1, 2]}')
+    (tmp_path / "a.toml").write_text("[data]\nx = 1\n")
+    assert read_structured(tmp_path / "a.json", O1RagError) == {"x": [1, 2]}
+    assert read_structured(tmp_path / "a.toml", O1RagError) == {"data": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.json", '{"x": ', r"bad.json: not valid JSON \(Expecting value, line 1\)"),
+        ("bad.toml", "[data\n", r"bad.toml: not valid TOML"),
+        ("missing.json", None, r"missing.json: not found"),
+        ("latin.json", b"\xff\xfe", r"latin.json: cannot read"),
+    ],
+)
+def test_read_structured_raises_the_callers_error_in_one_line(
+    tmp_path: Path, name: str, text: str | bytes | None, message: str
+) -> None:
+    class Mine(O1RagError):
+        pass
+
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    with pytest.raises(Mine, match=message) as info:
+        read_structured(path, Mine)
+    assert "\n" not in str(info.value)

@@ -6,11 +6,11 @@ Used by ``o1rag eval table``; it reads the reports' ``results.json`` and runs no
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from o1_rag.errors import O1RagError
+from o1_rag.files import read_structured
 
 
 class SummaryError(O1RagError):
@@ -76,10 +76,7 @@ def _load(folder: Path) -> dict:
     path = folder / "results.json"
     if not path.is_file():
         raise SummaryError(f"{folder}: no results.json (not an 'o1rag eval ir' report folder)")
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SummaryError(f"{path}: not valid JSON ({exc.msg})") from None
+    result = read_structured(path, SummaryError)
     if not isinstance(result, dict) or "scores" not in result or "per_query" not in result:
         raise SummaryError(f"{path}: not an IR report (no scores / per_query)")
     return result

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from o1_rag.errors import O1RagError
-from o1_rag.files import atomic_write
+from o1_rag.files import atomic_write, read_structured
 
 logger = logging.getLogger(__name__)
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class RecipeError(O1RagError):
@@ -80,10 +74,7 @@ def read_recipe(
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_structured(path, RecipeError)
     known = {f.name for f in fields(cls)}
     values: dict[str, Any] = {}
     for section, table in raw.items():
