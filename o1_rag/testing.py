@@ -80,18 +80,19 @@ def save_real_tokenizer(folder: Path) -> Path:
     return folder
 
 
+TINY_LAYERS = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+"""The size of every tiny test model (the decoder and the encoder alike)."""
+
+
 def build_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
-    """Save a random 2-layer Llama (hidden size 32) with the tokenizer of ``tokenizer_dir`` to ``folder``."""
+    """Save a random 2-layer Llama (``TINY_LAYERS``) with the tokenizer of ``tokenizer_dir`` to ``folder``."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY_LAYERS,
         num_key_value_heads=2,
         max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,
@@ -114,7 +115,7 @@ def shared_tiny_model() -> Path:
 
 
 def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Path:
-    """Save a random 2-layer BERT (hidden size 32) with the bundled all-MiniLM-L6-v2 tokenizer as a
+    """Save a random 2-layer BERT (``TINY_LAYERS``) with the bundled all-MiniLM-L6-v2 tokenizer as a
     sentence-transformers model (mean pooling) in ``folder``; ``dropout=0`` makes training deterministic
     (tests that compare runs)."""
     import torch
@@ -133,10 +134,7 @@ def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Pat
     tokenizer = AutoTokenizer.from_pretrained(source)
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY_LAYERS,
         max_position_embeddings=256,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
@@ -146,7 +144,8 @@ def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Pat
     BertModel(config).save_pretrained(raw, safe_serialization=True)
     tokenizer.save_pretrained(raw)
     transformer = Transformer(str(raw), max_seq_length=64)
-    model = SentenceTransformer(modules=[transformer, Pooling(32, pooling_mode="mean")], device="cpu")
+    pooling = Pooling(TINY_LAYERS["hidden_size"], pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
     model.save(str(folder / "encoder"))
     return folder / "encoder"
 
