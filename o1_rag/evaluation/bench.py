@@ -131,15 +131,22 @@ def precision_row(emb: O1Embedder, texts: list[str]) -> Row:
     )
 
 
-def bench_core(
-    emb: O1Embedder,
-    docs: list[Document],
-    queries: list[str],
-    workdir: Path,
-    max_new_tokens: int = 32,
-    probes: int = 5,
-) -> list[Row]:
+@dataclass(frozen=True)
+class BenchInput:
+    """What the core and compare suites measure on: documents, queries, a scratch folder, the length of a
+    thought and how many queries the latency probes time."""
+
+    docs: list[Document]
+    queries: list[str]
+    workdir: Path
+    max_new_tokens: int = 32
+    probes: int = 5
+
+
+def bench_core(emb: O1Embedder, given: BenchInput) -> list[Row]:
     """The core suite (see the module docstring)."""
+    docs, queries, workdir = given.docs, given.queries, given.workdir
+    max_new_tokens, probes = given.max_new_tokens, given.probes
     rows: list[Row] = []
     texts = [d.full_text() for d in docs]
     emb.embed_documents(texts[: emb.batch_size])  # warm-up
@@ -257,17 +264,10 @@ def _latencies(
     return _pcts(cold)[0], _pcts(warm)[0]
 
 
-def bench_compare(
-    emb: O1Embedder,
-    other: O1Embedder,
-    docs: list[Document],
-    queries: list[str],
-    workdir: Path,
-    max_new_tokens: int = 32,
-    probes: int = 5,
-) -> list[Row]:
+def bench_compare(emb: O1Embedder, other: O1Embedder, given: BenchInput) -> list[Row]:
     """The ``compare`` suite: ``emb`` against ``other`` (the joint model) on the same texts."""
-    params = ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0)
+    docs, queries, workdir = given.docs, given.queries, given.workdir
+    params = ThinkParams(num_thoughts=3, max_new_tokens=given.max_new_tokens, seed=0)
     measured = []
     for i, model in enumerate((emb, other)):
         model.embed_documents([d.full_text() for d in docs[:8]])  # warm-up
@@ -276,7 +276,7 @@ def bench_compare(
             open_client(workdir / f"compare-{i}"), "bench", model.fingerprint, model.dim
         )
         report = index_documents(model, col, docs, batch_size=32)
-        measured.append((report.docs_per_second, *_latencies(model, col, queries[:probes], params)))
+        measured.append((report.docs_per_second, *_latencies(model, col, queries[: given.probes], params)))
     (a_rate, a_cold, a_warm), (b_rate, b_cold, b_warm) = measured
     return [
         Row(
@@ -340,15 +340,16 @@ def run_bench(
     emb = O1Embedder.from_pretrained(
         model, adapter, device=device, precision=precision, cache=workdir / "thoughts.sqlite"
     )
+    given = BenchInput(docs, queries, workdir, max_new_tokens)
     if "core" in suites:
-        rows += bench_core(emb, docs, queries, workdir, max_new_tokens)
+        rows += bench_core(emb, given)
     if "compare" in suites:
         from o1_rag.models import JOINT_MODEL
 
         joint = O1Embedder.from_pretrained(
             JOINT_MODEL, device=device, precision=precision, cache=workdir / "joint.sqlite"
         )
-        rows += bench_compare(emb, joint, docs, queries, workdir, max_new_tokens)
+        rows += bench_compare(emb, joint, given)
     if "think" in suites:
         from o1_rag.evaluation.bench_think import bench_think
 
