@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,35 @@ def exact_search(
     """Exact inner-product search (cosine for normalised vectors)."""
     scores = query_vectors @ doc_vectors.T  # (n_queries, n_docs)
     return {qid: top_k(scores[row], doc_ids, k) for row, qid in enumerate(qids)}
+
+
+@dataclass
+class DenseRun:
+    """One dense retrieval of a set of queries, with what pseudo-relevance feedback needs to search again:
+    the query vectors (rows in ``qids`` order), a search of new vectors for the same queries, and the
+    stored vectors of given documents."""
+
+    qids: list[str]
+    vectors: np.ndarray
+    ranking: Ranking
+    search: Callable[[np.ndarray, int], Ranking]
+    documents: Callable[[Sequence[str]], dict[str, np.ndarray]]
+
+    @classmethod
+    def exact(
+        cls, vectors: np.ndarray, doc_vectors: np.ndarray, doc_ids: Sequence[str], qids: Sequence[str], k: int
+    ) -> DenseRun:
+        """Exact search of ``vectors`` over a matrix of document vectors."""
+        qids, doc_ids = list(qids), list(doc_ids)
+        row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+
+        def search(new: np.ndarray, depth: int) -> Ranking:
+            return exact_search(new, doc_vectors, doc_ids, qids, depth)
+
+        def documents(ids: Sequence[str]) -> dict[str, np.ndarray]:
+            return {doc_id: doc_vectors[row[doc_id]] for doc_id in ids if doc_id in row}
+
+        return cls(qids, vectors, search(vectors, k), search, documents)
 
 
 class BM25Retriever:

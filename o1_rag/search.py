@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.feedback import FEEDBACK_DOCS, check_feedback, feedback_vectors
 from o1_rag.gate import TOP, GateDecision, think_choice
-from o1_rag.lexical import FUSION_DEPTH, LexicalIndex, fuse
+from o1_rag.lexical import FUSION_DEPTH, FusedHit, LexicalHits, LexicalIndex, fuse
 from o1_rag.store import O1Collection, SearchHit
 
 
@@ -64,6 +65,7 @@ def search(
     use_cache: bool = True,
     query_weight: float | None = None,
     lexical: LexicalIndex | None = None,
+    feedback: int = FEEDBACK_DOCS,
 ) -> list[QueryResult]:
     """Think, embed and search ``collection`` for each query.
 
@@ -73,15 +75,18 @@ def search(
 
     ``query_weight`` overrides the embedder's share of the query-only vector for this call. With
     ``lexical`` (the collection's ``o1_rag.lexical.lexical_index``), the dense hits are fused with BM25's
-    (hybrid search; ``where`` filters both sides).
+    (hybrid search; ``where`` filters both sides); ``feedback`` > 0 (default 0, off) names how many of the
+    first fused ranking's best documents the dense side's query vector moves towards before it searches
+    again (``o1_rag.feedback``).
 
     Raises:
-        ValueError: an empty query or ``k <= 0``.
+        ValueError: an empty query, ``k <= 0`` or ``feedback < 0``.
         FingerprintMismatchError: the collection was built by another embedder.
     """
     queries = [check_query(q) for q in queries]
     if k <= 0:
         raise ValueError(f"k must be > 0, got {k}")
+    check_feedback(feedback)
     collection.check(embedder.fingerprint)
     mode = think_choice(think)
     thoughts: list[list[str]] = [[] for _ in queries]
@@ -103,7 +108,7 @@ def search(
     if lexical is None:
         hits = collection.search(vectors, k=k, where=where)
     else:
-        hits = hybrid_hits(collection, lexical, queries, vectors, k, where)
+        hits = hybrid_hits(collection, lexical, queries, vectors, k, where, feedback)
     return [QueryResult(q, h, t, d) for q, h, t, d in zip(queries, hits, thoughts, decisions, strict=True)]
 
 
@@ -145,23 +150,28 @@ def hybrid_hits(
     vectors: Any,
     k: int,
     where: dict[str, Any] | None = None,
+    feedback: int = FEEDBACK_DOCS,
 ) -> list[list[SearchHit]]:
-    """The dense hits of ``vectors`` fused with the lexical hits of ``queries`` (``o1_rag.lexical.fuse``)."""
+    """The dense hits of ``vectors`` fused with the lexical hits of ``queries`` (``o1_rag.lexical.fuse``);
+    with ``feedback`` > 0, each query vector then moves towards its ``feedback`` best fused documents and
+    the dense side searches again before the final fusion (``o1_rag.feedback``)."""
+    check_feedback(feedback)
     depth = max(k, FUSION_DEPTH)
     dense = collection.search(vectors, k=depth, where=where)
     lexical_hits = lexical.search(queries, depth)
     known = {hit.id: hit for row in dense for hit in row}
-    wanted = sorted({doc_id for hits in lexical_hits for doc_id in hits.ids} - set(known))
-    if wanted:  # lexical-only documents: their text and metadata, and the filter applied to them
-        got = collection.collection.get(ids=wanted, where=where, include=["documents", "metadatas"])
-        metadatas = got.get("metadatas") or [None] * len(got["ids"])
-        for doc_id, text, meta in zip(got["ids"], got["documents"], metadatas, strict=True):
-            known[doc_id] = SearchHit(doc_id, 0.0, text or "", dict(meta or {}))
+    _add_lexical_only(collection, known, lexical_hits, where)
+    if feedback:
+        top = [
+            [f.id for f in _fuse_row(row, hits, known, feedback, depth)]
+            for row, hits in zip(dense, lexical_hits, strict=True)
+        ]
+        moved = feedback_vectors(vectors, top, collection.vectors)
+        dense = collection.search(moved, k=depth, where=where)
+        known.update((hit.id, hit) for row in dense for hit in row)
     results = []
     for row, hits in zip(dense, lexical_hits, strict=True):
-        kept = [(i, s) for i, s in zip(hits.ids, hits.scores, strict=True) if i in known]
-        filtered = type(hits)([i for i, _ in kept], [s for _, s in kept], hits.coverage)
-        fused = fuse([(h.id, h.score) for h in row], filtered, k, depth)
+        fused = _fuse_row(row, hits, known, k, depth)
         results.append(
             [
                 SearchHit(
@@ -171,3 +181,28 @@ def hybrid_hits(
             ]
         )
     return results
+
+
+def _add_lexical_only(
+    collection: O1Collection,
+    known: dict[str, SearchHit],
+    lexical_hits: Sequence[LexicalHits],
+    where: dict[str, Any] | None,
+) -> None:
+    """Add to ``known`` the text and metadata of the lexical hits the dense side did not return, where the
+    filter ``where`` admits them."""
+    wanted = sorted({doc_id for hits in lexical_hits for doc_id in hits.ids} - set(known))
+    if wanted:
+        got = collection.collection.get(ids=wanted, where=where, include=["documents", "metadatas"])
+        metadatas = got.get("metadatas") or [None] * len(got["ids"])
+        for doc_id, text, meta in zip(got["ids"], got["documents"], metadatas, strict=True):
+            known[doc_id] = SearchHit(doc_id, 0.0, text or "", dict(meta or {}))
+
+
+def _fuse_row(
+    dense: Sequence[SearchHit], lexical: LexicalHits, known: dict[str, SearchHit], k: int, depth: int
+) -> list[FusedHit]:
+    """One query's fusion, over the lexical hits the filter admitted (those in ``known``)."""
+    kept = [(i, s) for i, s in zip(lexical.ids, lexical.scores, strict=True) if i in known]
+    admitted = LexicalHits([i for i, _ in kept], [s for _, s in kept], lexical.coverage)
+    return fuse([(h.id, h.score) for h in dense], admitted, k, depth)

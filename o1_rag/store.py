@@ -198,6 +198,16 @@ class O1Collection:
                 return ids
             offset += page
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those of ``ids`` the collection holds."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        return {
+            doc_id: np.asarray(vector, dtype=np.float32)
+            for doc_id, vector in zip(got["ids"], got["embeddings"], strict=True)
+        }
+
     def upsert(
         self,
         ids: Sequence[str],

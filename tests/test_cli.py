@@ -91,6 +91,10 @@ def test_hybrid_search_uses_the_bm25_index_built_by_index(indexed: dict[str, str
     dense = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--no-hybrid").output)
     assert dense["hybrid"] is False and all(h["lexical_score"] is None for h in dense["hits"])
     assert all(h["score"] == h["dense_score"] for h in dense["hits"])
+    moved = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--feedback", "3").output)
+    assert (hybrid["feedback"], moved["feedback"], dense["feedback"]) == (0, 3, 0)
+    assert {h["id"] for h in moved["hits"][:3]} == {h["id"] for h in hybrid["hits"][:3]}  # all match aspirin
+    _usage_error(_invoke("search", "aspirin study", *common, "--feedback", "-1"), "--feedback")
     # A missing BM25 index (e.g. a collection indexed with --no-lexical) is rebuilt from Chroma.
     shutil.rmtree(lexical)
     again = json.loads(_invoke("search", "aspirin study", *common, "-k", "5").output)

@@ -162,6 +162,16 @@ RepPenOpt = Annotated[
 ]
 
 
+FeedbackOpt = Annotated[
+    int,
+    typer.Option(
+        "--feedback",
+        min=0,
+        help="Hybrid: move the dense query vector towards this many best fused documents and search the "
+        "dense side again (pseudo-relevance feedback; 0 = off; 3 helps topical searches with many "
+        "relevant documents).",
+    ),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Make sampling reproducible.")]
 AgreeOpt = Annotated[
     float | None,

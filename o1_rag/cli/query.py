@@ -11,6 +11,7 @@ from rich.table import Table
 
 from o1_rag.cli._common import (
     EncoderOpt,
+    FeedbackOpt,
     NoCacheOpt,
     ThinkModeOpt,
     VerboseOpt,
@@ -20,6 +21,7 @@ from o1_rag.cli._common import (
     styled,
 )
 from o1_rag.cli._groups import ModelOptions, SamplingOptions, StoreOptions, ThinkerOptions, with_groups
+from o1_rag.feedback import FEEDBACK_DOCS
 from o1_rag.gate import THINK_CHOICES
 
 
@@ -43,6 +45,7 @@ def search(
             "--hybrid/--no-hybrid", help="Fuse the dense ranking with BM25's (built from the collection)."
         ),
     ] = True,
+    feedback: FeedbackOpt = FEEDBACK_DOCS,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
@@ -100,6 +103,7 @@ def search(
             params=params,
             use_cache=not no_cache,
             lexical=lexical,
+            feedback=feedback,
         )
         if as_json:
             found = result.to_dict()
@@ -110,6 +114,7 @@ def search(
                 "thoughts": found["thoughts"],
                 "thinking": found["thinking"],
                 "hybrid": hybrid,
+                "feedback": feedback if hybrid else 0,
                 "hits": found["hits"],
             }
             sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")

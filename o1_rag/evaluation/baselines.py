@@ -10,7 +10,8 @@ import numpy as np
 from o1_rag.data import Document
 from o1_rag.encoders import BUNDLED_ENCODER
 from o1_rag.evaluation.context import EvalContext, EvalSettings, UnknownSystemError
-from o1_rag.retrievers import BM25Retriever, DenseRetriever, Ranking, corpus_digest, exact_search
+from o1_rag.feedback import FEEDBACK_DOCS, check_feedback, feedback_vectors
+from o1_rag.retrievers import BM25Retriever, DenseRetriever, DenseRun, Ranking, corpus_digest
 
 DEFAULT_DENSE = BUNDLED_ENCODER
 
@@ -46,10 +47,11 @@ class HybridSystem:
     """A dense system's ranking fused with BM25's (``o1_rag.lexical.fuse``): ``bm25+dense``,
     ``o1-hybrid``, ``o1-nothink-hybrid``."""
 
-    def __init__(self, name: str, dense: Any) -> None:
+    def __init__(self, name: str, dense: Any, feedback: int = FEEDBACK_DOCS) -> None:
         self.name = name
         self.dense = dense
         self.lexical = BM25System()
+        self.feedback = check_feedback(feedback)
 
     @property
     def thoughts(self) -> dict[str, list[str]]:
@@ -57,19 +59,29 @@ class HybridSystem:
 
     @property
     def note(self) -> str:
-        return getattr(self.dense, "note", "")
+        """The dense side's note, and the feedback setting."""
+        parts = [getattr(self.dense, "note", "")]
+        parts.append(
+            f"feedback from the {self.feedback} best fused documents" if self.feedback else "no feedback"
+        )
+        return "; ".join(p for p in parts if p)
 
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
         from o1_rag.lexical import FUSION_DEPTH, fuse
 
         depth = max(k, FUSION_DEPTH)
-        dense = self.dense.retrieve(corpus, queries, depth)
+        run = self.dense.dense_run(corpus, queries, depth)
         lexical = self.lexical.search(corpus, queries, depth)
-        ranking: Ranking = {}
-        for qid in queries:
+
+        def fused(dense: Ranking, qid: str, top: int) -> list[Any]:
             ordered = sorted(dense.get(qid, {}).items(), key=lambda item: -item[1])
-            ranking[qid] = {hit.id: hit.score for hit in fuse(ordered, lexical[qid], k, depth)}
-        return ranking
+            return fuse(ordered, lexical[qid], top, depth)
+
+        dense = run.ranking
+        if self.feedback:
+            top = [[hit.id for hit in fused(dense, qid, self.feedback)] for qid in run.qids]
+            dense = run.search(feedback_vectors(run.vectors, top, run.documents), depth)
+        return {qid: {hit.id: hit.score for hit in fused(dense, qid, k)} for qid in queries}
 
 
 class DenseSystem:
@@ -91,11 +103,14 @@ class DenseSystem:
         return self.encoder.encode(queries)
 
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        return self.dense_run(corpus, queries, k).ranking
+
+    def dense_run(self, corpus: list[Document], queries: dict[str, str], k: int) -> DenseRun:
+        """The ranking of ``queries`` with their vectors, for a hybrid's feedback."""
         qids = list(queries)
         docs = self.encoder.corpus_vectors(corpus)
-        return exact_search(
-            self.query_vectors([queries[q] for q in qids]), docs, [d.id for d in corpus], qids, k
-        )
+        vectors = self.query_vectors([queries[q] for q in qids])
+        return DenseRun.exact(vectors, docs, [d.id for d in corpus], qids, k)
 
 
 class HydeSystem(DenseSystem):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from o1_rag.data import Document
 from o1_rag.errors import O1RagError
+from o1_rag.feedback import FEEDBACK_DOCS
 from o1_rag.models import DEFAULT_MODEL, o1rag_home
 from o1_rag.retrievers import Ranking
 
@@ -55,6 +56,7 @@ class EvalSettings:
     agree: float | None = None  # early stop once two thoughts agree (cosine)
     db: str | None = None
     exact: bool = False
+    feedback: int = FEEDBACK_DOCS  # the hybrids' pseudo-relevance feedback documents (o1_rag.feedback)
 
     def think_params(self, num_thoughts: int | None = None) -> Any:
         """The thinking settings of this evaluation (None fields: the model's defaults)."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from o1_rag.data import Document
 from o1_rag.evaluation.context import EvalContext, EvalSettings
-from o1_rag.retrievers import Ranking, corpus_digest, exact_search
+from o1_rag.retrievers import DenseRun, Ranking, corpus_digest
 
 
 class O1System:
@@ -68,6 +68,10 @@ class O1System:
         return collection
 
     def retrieve(self, corpus: list[Document], queries: dict[str, str], k: int) -> Ranking:
+        return self.dense_run(corpus, queries, k).ranking
+
+    def dense_run(self, corpus: list[Document], queries: dict[str, str], k: int) -> DenseRun:
+        """The ranking of ``queries`` with their vectors, for a hybrid's feedback."""
         s, models = self.context.settings, self.context.models
         embedder = models.embedder(s.model, s.adapter)
         collection = self.index(embedder, corpus)  # the think mode changes queries only, not documents
@@ -79,20 +83,25 @@ class O1System:
         finally:
             embedder.progress = None
 
-    def _retrieve(self, embedder: Any, collection: Any, queries: dict[str, str], k: int) -> Ranking:
+    def _retrieve(self, embedder: Any, collection: Any, queries: dict[str, str], k: int) -> DenseRun:
         s = self.context.settings
         qids = list(queries)
         texts = [queries[q] for q in qids]
-        stored = None
         if s.exact:
             stored = collection.collection.get(include=["embeddings"], limit=collection.count())
-            stored = (np.asarray(stored["embeddings"], dtype=np.float32), list(stored["ids"]))
+            matrix = np.asarray(stored["embeddings"], dtype=np.float32)
 
-        def run(vectors: np.ndarray, depth: int) -> Ranking:
-            if stored is not None:
-                return exact_search(vectors, stored[0], stored[1], qids, depth)
-            hits = collection.search(vectors, k=depth)
-            return {qid: {h.id: h.score for h in row} for qid, row in zip(qids, hits, strict=True)}
+            def run(vectors: np.ndarray, depth: int) -> DenseRun:
+                return DenseRun.exact(vectors, matrix, list(stored["ids"]), qids, depth)
+
+        else:
+
+            def search(vectors: np.ndarray, depth: int) -> Ranking:
+                hits = collection.search(vectors, k=depth)
+                return {qid: {h.id: h.score for h in row} for qid, row in zip(qids, hits, strict=True)}
+
+            def run(vectors: np.ndarray, depth: int) -> DenseRun:
+                return DenseRun(qids, vectors, search(vectors, depth), search, collection.vectors)
 
         if self.think == "auto":
             return self._auto(embedder, texts, qids, run, k)
@@ -106,15 +115,15 @@ class O1System:
         return run(vectors, k)
 
     def _auto(
-        self, embedder: Any, texts: list[str], qids: list[str], run: Callable[..., Ranking], k: int
-    ) -> Ranking:
+        self, embedder: Any, texts: list[str], qids: list[str], run: Callable[..., DenseRun], k: int
+    ) -> DenseRun:
         """``think="auto"``: the gate decides from the query-only hits which queries think."""
         from o1_rag.gate import TOP
         from o1_rag.search import think_where_gated
 
         vectors = embedder.embed_queries(texts, think=False)
         probe = run(vectors, max(TOP, k))
-        tops = [sorted(probe[qid].values(), reverse=True) for qid in qids]
+        tops = [sorted(probe.ranking[qid].values(), reverse=True) for qid in qids]
         vectors, thoughts, decisions = think_where_gated(
             embedder,
             texts,

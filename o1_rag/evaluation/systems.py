@@ -61,10 +61,10 @@ def build_system(spec: str, context: EvalContext | EvalSettings | None = None) -
     if name == "bm25" and not arg:
         return BM25System()
     if name == "bm25+dense" and not arg:
-        return HybridSystem("bm25+dense", DenseSystem(DEFAULT_DENSE, context))
+        return HybridSystem("bm25+dense", DenseSystem(DEFAULT_DENSE, context), context.settings.feedback)
     if name in {"o1-hybrid", "o1-nothink-hybrid", "o1-auto-hybrid"} and not arg:
         think = {"o1-hybrid": True, "o1-nothink-hybrid": False}.get(name, "auto")
-        return HybridSystem(name, O1System(think, context))
+        return HybridSystem(name, O1System(think, context), context.settings.feedback)
     if name in {"dense", "hyde"}:
         cls = DenseSystem if name == "dense" else HydeSystem
         return cls(arg or DEFAULT_DENSE, context)

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_o1rag.thinker import THOUGHTS_EVENT, langchain_thinker
 from o1_rag.batching import MicroBatcher
+from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
 from o1_rag.gate import think_choice
 from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
@@ -97,6 +98,12 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         default=True,
         description="Fuse the dense ranking with BM25's (the BM25 index is built from the collection).",
     )
+    feedback: int = Field(
+        default=FEEDBACK_DOCS,
+        description="Hybrid: how many of the first fused ranking's best documents the dense query vector "
+        "moves towards before the dense side searches again (pseudo-relevance feedback; 0 = off, the "
+        "default; 3 helps topical searches with many relevant documents; o1_rag.feedback).",
+    )
     filter: dict[str, Any] | None = Field(default=None, description="Chroma metadata filter (where).")
     batch_window_ms: float = 20.0
     max_batch: int = 32
@@ -134,6 +141,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
     def _setup(self) -> None:
         if self.k <= 0:
             raise ValueError(f"k must be > 0, got {self.k}")
+        check_feedback(self.feedback)
         thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
             self.embedder = self.load_embedder(self.model, self.adapter, self.device, thinker)
@@ -192,6 +200,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             use_cache=self.use_cache,
             query_weight=self.query_weight,
             lexical=lexical,
+            feedback=self.feedback,
         )
 
     @staticmethod

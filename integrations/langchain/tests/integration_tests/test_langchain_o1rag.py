@@ -125,6 +125,9 @@ def test_bad_k_missing_collection_and_mismatch(embedder: O1Embedder, tmp_path: P
         _retriever(embedder, k=0)
     with pytest.raises(ValueError, match="k must be > 0"):
         _retriever(embedder).invoke("q", k=-1)
+    with pytest.raises(ValueError, match="feedback must be a whole number of documents >= 0, got -1"):
+        _retriever(embedder, feedback=-1)
+    assert len(_retriever(embedder, feedback=3, k=3).invoke("aspirin")) == 3
     with pytest.raises(StoreError, match="does not exist"):
         _retriever(embedder, collection_name="nothere")
     other = O1Embedder.from_pretrained(  # another document length: another embedding space
