@@ -263,6 +263,29 @@ def test_table_of_several_reports_with_a_paired_comparison(tmp_path: Path) -> No
     assert bad.exit_code == 1 and "--compare needs two systems" in bad.output
 
 
+def test_table_compares_a_system_against_other_reports(tmp_path: Path) -> None:
+    one = _fake_report(tmp_path / "one", "alpha", {"a": {"q1": 0.5, "q2": 1.0}})
+    two = _fake_report(tmp_path / "two", "beta", {"a": {"x": 0.5}})
+    one_b = _fake_report(
+        tmp_path / "one-b", "alpha", {"a": {"q1": 0.25, "q2": 1.0}, "z": {"q1": 0.0, "q2": 0.0}}
+    )
+    two_b = _fake_report(tmp_path / "two-b", "beta", {"a": {"x": 0.75}})
+    c = summarize([one, two], compare=("a", "a"), against=[one_b, two_b]).comparison
+    assert (c.queries, c.wins, c.ties, c.losses, c.collections_won) == (3, 1, 1, 1, 1)
+    assert c.b == "a of the --against reports"
+    with pytest.raises(SummaryError, match="one report per report folder: 2 and 1"):
+        summarize([one, two], compare=("a", "a"), against=[one_b])
+    with pytest.raises(SummaryError, match="collection 'beta', not 'alpha'"):
+        summarize([one, two], compare=("a", "a"), against=[two_b, one_b])
+    with pytest.raises(SummaryError, match="no system 'z'"):
+        summarize([one, two], compare=("a", "z"), against=[one_b, two_b])
+    with pytest.raises(SummaryError, match="--against needs --compare"):
+        summarize([one, two], against=[one_b, two_b])
+    args = ["eval", "table", str(one), str(two), "--against", str(one_b), "--against", str(two_b)]
+    ok = CliRunner().invoke(app, [*args, "--compare", "a,a"])
+    assert ok.exit_code == 0 and "a vs a of the --against reports (ndcg@10, 3 queries" in ok.output, ok.output
+
+
 def test_eval_output_never_deletes_a_users_files(tiny_corpus: Path, tmp_path: Path) -> None:
     folder = tmp_path / "thesis"
     (folder / "sub").mkdir(parents=True)

@@ -13,6 +13,7 @@ from o1_rag.cli._common import (
     ApiKeyEnvOpt,
     DbOpt,
     EncoderOpt,
+    FeedbackOpt,
     MaxNewOpt,
     NumThoughtsOpt,
     RepPenOpt,
@@ -25,6 +26,7 @@ from o1_rag.cli._common import (
     run_command,
 )
 from o1_rag.cli._groups import ModelOptions, ThinkerOptions, with_groups
+from o1_rag.feedback import FEEDBACK_DOCS
 from o1_rag.models import BASE_MODEL
 
 EvalSeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")]
@@ -61,6 +63,7 @@ def eval_ir(
             "--generator", help="Causal LM writing HyDE passages [default: the evaluated model's thinker]."
         ),
     ] = None,
+    feedback: FeedbackOpt = FEEDBACK_DOCS,
     num_thoughts: NumThoughtsOpt = None,
     max_new_tokens: MaxNewOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts and passages.")] = 0,
@@ -92,6 +95,7 @@ def eval_ir(
             repetition_penalty=repetition_penalty,
             agree=agree,
             exact=exact,
+            feedback=feedback,
         )
         with progress_bars() as update:
             result = evaluate_ir(
@@ -129,6 +133,14 @@ def eval_table(
         str | None,
         typer.Option("--compare", help="A,B: compare two systems query by query over all reports (paired)."),
     ] = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="Other report folders, one per report of the same collection in the same order (repeat the "
+            "option): --compare A,B then compares A of the reports with B of these.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """One markdown table from several IR reports (no model is run)."""
@@ -143,7 +155,7 @@ def eval_table(
                 raise SummaryError(f"--compare needs two systems as A,B, got '{compare}'")
             pair = (parts[0], parts[1])
         columns = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
-        summary = summarize(list(reports), metric, columns, pair)
+        summary = summarize(list(reports), metric, columns, pair, list(against) if against else None)
         typer.echo(summary.markdown(), nl=False)
 
     run_command(verbose, body)

@@ -87,22 +87,34 @@ def summarize(
     metric: str = "ndcg@10",
     systems: list[str] | None = None,
     compare: tuple[str, str] | None = None,
+    against: list[Path] | None = None,
 ) -> Summary:
     """Read the reports in ``folders``; keep ``systems`` (default: those every report has, in the first
-    report's order); compare the pair ``compare`` query by query when given."""
+    report's order); compare the pair ``compare`` query by query when given: both systems of the same
+    reports, or, with ``against`` (one report of the same collection per folder, in the same order), the
+    first system of ``folders`` with the second of ``against`` (e.g. one system run two ways)."""
     if not folders:
         raise SummaryError("no report folders given")
     results = [_load(Path(f)) for f in folders]
     shared = [s for s in results[0]["systems"] if all(s in r["scores"] for r in results)]
     chosen = systems or shared
+    pair = list(compare or ())
+    here = [*chosen, *(pair if against is None else pair[:1])]  # with ``against``, B is of the others
     for result, folder in zip(results, folders, strict=True):
-        for system in chosen + list(compare or ()):
-            if system not in result["scores"]:
-                raise SummaryError(f"{folder}: no system '{system}' (it has {', '.join(result['systems'])})")
-            if metric not in result["scores"][system]:
-                raise SummaryError(
-                    f"{folder}: no metric '{metric}' (it has {', '.join(result['scores'][system])})"
-                )
+        _check(result, folder, here, metric)
+    others = results
+    if against is not None:
+        if compare is None:
+            raise SummaryError("--against needs --compare A,B (A of the reports, B of the others)")
+        if len(against) != len(folders):
+            raise SummaryError(
+                f"--against needs one report per report folder: {len(folders)} and {len(against)}"
+            )
+        others = [_load(Path(f)) for f in against]
+        for result, other, folder in zip(results, others, against, strict=True):
+            if other["dataset"] != result["dataset"]:
+                raise SummaryError(f"{folder}: collection '{other['dataset']}', not '{result['dataset']}'")
+            _check(other, folder, pair[1:], metric)
     rows = [
         (
             str(r["dataset"]),
@@ -114,22 +126,35 @@ def summarize(
     ]
     summary = Summary(metric, chosen, rows)
     if compare is not None:
-        summary.comparison = _compare(results, metric, *compare)
+        summary.comparison = _compare(results, others, metric, *compare)
+        if against is not None:
+            summary.comparison.b += " of the --against reports"
     return summary
 
 
-def _compare(results: list[dict], metric: str, a: str, b: str) -> Comparison:
+def _check(result: dict, folder: Path, systems: list[str], metric: str) -> None:
+    """Each of ``systems`` is in the report with ``metric``."""
+    for system in systems:
+        if system not in result["scores"]:
+            raise SummaryError(f"{folder}: no system '{system}' (it has {', '.join(result['systems'])})")
+        if metric not in result["scores"][system]:
+            raise SummaryError(
+                f"{folder}: no metric '{metric}' (it has {', '.join(result['scores'][system])})"
+            )
+
+
+def _compare(results: list[dict], others: list[dict], metric: str, a: str, b: str) -> Comparison:
     from scipy.stats import ttest_rel
 
     xs: list[float] = []
     ys: list[float] = []
     won = 0
-    for result in results:
-        left, right = result["per_query"][a][metric], result["per_query"][b][metric]
+    for result, other in zip(results, others, strict=True):
+        left, right = result["per_query"][a][metric], other["per_query"][b][metric]
         qids = sorted(set(left) & set(right))
         xs += [left[q] for q in qids]
         ys += [right[q] for q in qids]
-        won += result["scores"][a][metric] > result["scores"][b][metric]
+        won += result["scores"][a][metric] > other["scores"][b][metric]
     diffs = [x - y for x, y in zip(xs, ys, strict=True)]
     if not diffs:
         raise SummaryError(f"no query has scores for both '{a}' and '{b}'")
