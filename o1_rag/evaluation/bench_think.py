@@ -1,5 +1,6 @@
 """The thinking suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench``): ``think`` (search latency for
-think never / auto / always) and ``agree`` (early stopping once two thoughts agree)."""
+think never / auto / always, and what hybrid search's feedback adds) and ``agree`` (early stopping once two
+thoughts agree)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from o1_rag.search import search
 from o1_rag.store import O1Collection, index_documents, open_client
 
 AGREE = 0.95
+FEEDBACK_MEASURED = 3  # the feedback count the README measures (feedback is off by default)
 
 
 def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workdir: Path) -> list[Row]:
@@ -41,6 +43,12 @@ def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workd
                     mode == "auto" and not hybrid and bool(result.decision and result.decision.think)
                 )
             measured[(mode, hybrid)] = (float(np.mean(samples)), float(np.percentile(samples, 95)))
+    samples = []
+    for q in queries:  # what pseudo-relevance feedback adds: one more dense search
+        start = time.perf_counter()
+        search(emb, col, [q], k=10, think="never", lexical=lexical, feedback=FEEDBACK_MEASURED)
+        samples.append(time.perf_counter() - start)
+    feedback = (float(np.mean(samples)), float(np.percentile(samples, 95)))
     rows = []
     for hybrid in (False, True):
         never, auto, always = (measured[(m, hybrid)] for m in ("never", "auto", "always"))
@@ -62,6 +70,15 @@ def bench_think(emb: O1Embedder, docs: list[Document], queries: list[str], workd
                 f"{never[0] / always[0]:.2f}x",
             )
         )
+    plain = measured[("never", True)]
+    rows.append(
+        Row(
+            f"hybrid search mean/p95, think never: feedback {FEEDBACK_MEASURED} vs off",
+            f"{feedback[0] * 1000:.0f}/{feedback[1] * 1000:.0f} ms",
+            f"{plain[0] * 1000:.0f}/{plain[1] * 1000:.0f} ms",
+            f"{feedback[0] / plain[0]:.2f}x",
+        )
+    )
     rows.append(Row("auto thought on", f"{thought_on} of {len(queries)} queries", "", ""))
     return rows
 
