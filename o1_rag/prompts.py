@@ -11,6 +11,7 @@ re-tokenising a formatted string, so a marker can never be split or truncated aw
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ THINK_INSTRUCTION = (
     "Think about a plausible response to address the query. Write a short passage that could answer it, "
     "with the facts and terms such a passage would contain."
 )
+INSTRUCTION_DIGEST = hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8]
+"""Names the instruction in a thinker's identity (the thought cache key): a new wording, new thoughts."""
 
 #: ``native``: the model continues ``<query>q</query><emb><thought>`` (an O1-trained adapter).
 #: ``chat``: the model answers a chat-template prompt with THINK_INSTRUCTION (an untrained backbone).

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from o1_rag.errors import O1RagError
-from o1_rag.prompts import THINK_INSTRUCTION
+from o1_rag.prompts import INSTRUCTION_DIGEST, THINK_INSTRUCTION
 
 #: Thinking budget when neither the call nor the model's config sets it.
 DEFAULT_NUM_THOUGHTS = 3
@@ -195,7 +195,7 @@ class CallableThinker(Thinker):
         return {
             "kind": "callable",
             "name": self.name,
-            "instruction": hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8],
+            "instruction": INSTRUCTION_DIGEST,
         }
 
     def _think(self, queries: list[str], params: ThinkParams) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from o1_rag.prompts import THINK_INSTRUCTION
+from o1_rag.prompts import INSTRUCTION_DIGEST
 from o1_rag.thinkers.base import Messages, Thinker, ThinkerError, ThinkParams, think_prompt
 
 
@@ -66,7 +65,7 @@ class EndpointThinker(Thinker):
             "kind": "endpoint",
             "name": self.model,
             "url": self.url,
-            "instruction": hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8],
+            "instruction": INSTRUCTION_DIGEST,
         }
 
     def _request(self, messages: Messages, params: ThinkParams, index: int) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from o1_rag.prompts import THINK_INSTRUCTION, THINK_MODES
+from o1_rag.prompts import INSTRUCTION_DIGEST, THINK_MODES
 from o1_rag.thinkers.base import Messages, Thinker, ThinkParams, check_penalty, think_prompt
 
 
@@ -95,7 +94,7 @@ class LMThinker(Thinker):
     def identity(self) -> dict[str, Any]:
         out = {**self._weights, "kind": "lm", "mode": self.mode, "max_query_tokens": self.max_query_tokens}
         if self.mode == "chat":
-            out["instruction"] = hashlib.sha256(THINK_INSTRUCTION.encode()).hexdigest()[:8]
+            out["instruction"] = INSTRUCTION_DIGEST
         return out
 
     def _cache_identity(self) -> dict[str, Any]:
