@@ -20,7 +20,7 @@ from o1_rag.search import QueryResult, check_query, search
 from o1_rag.settings import ThinkSettings, reject_unknown
 from o1_rag.store import O1Collection, default_db_path, open_client
 
-SEARCH_KWARGS = ("k", "filter", "think", "hybrid")
+SEARCH_KWARGS = ("k", "filter", "think", "hybrid", "feedback")
 
 
 def check_search_kwargs(search_kwargs: Any) -> None:
@@ -168,6 +168,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         think: bool | str | None,
         hybrid: bool | None = None,
         search_kwargs: dict[str, Any] | None = None,
+        feedback: int | None = None,
     ) -> tuple[Any, ...]:
         if search_kwargs:
             check_search_kwargs(search_kwargs)
@@ -175,6 +176,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             filter = search_kwargs.get("filter", filter)
             think = search_kwargs.get("think", think)
             hybrid = search_kwargs.get("hybrid", hybrid)
+            feedback = search_kwargs.get("feedback", feedback)
         k = self.k if k is None else k
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
@@ -184,10 +186,13 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             json.dumps(where, sort_keys=True) if where else None,
             self.think_choice() if think is None else think_choice(think),
             self.hybrid if hybrid is None else hybrid,
+            self.feedback if feedback is None else check_feedback(feedback),
         )
 
     def _search_batch(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[QueryResult]:
-        k, where, think, hybrid = items[0][1]  # the batcher groups by settings: all items share them
+        k, where, think, hybrid, feedback = items[0][
+            1
+        ]  # the batcher groups by settings: all items share them
         lexical = lexical_index(self._collection, self._lexical_db) if hybrid else None
         return search(
             self.embedder,
@@ -200,7 +205,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
             use_cache=self.use_cache,
             query_weight=self.query_weight,
             lexical=lexical,
-            feedback=self.feedback,
+            feedback=feedback,
         )
 
     @staticmethod
@@ -231,9 +236,10 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         filter: dict[str, Any] | None = None,
         think: bool | str | None = None,
         hybrid: bool | None = None,
+        feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid, search_kwargs)
+        settings = self._settings(k, filter, think, hybrid, search_kwargs, feedback)
         result = self._batcher.call((check_query(query), settings), group=settings)
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
@@ -247,9 +253,10 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         filter: dict[str, Any] | None = None,
         think: bool | str | None = None,
         hybrid: bool | None = None,
+        feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid, search_kwargs)
+        settings = self._settings(k, filter, think, hybrid, search_kwargs, feedback)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
         await run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)

@@ -128,6 +128,12 @@ def test_bad_k_missing_collection_and_mismatch(embedder: O1Embedder, tmp_path: P
     with pytest.raises(ValueError, match="feedback must be a whole number of documents >= 0, got -1"):
         _retriever(embedder, feedback=-1)
     assert len(_retriever(embedder, feedback=3, k=3).invoke("aspirin")) == 3
+    plain = _retriever(embedder, k=3)
+    per_call = plain.invoke("aspirin", feedback=3)
+    assert [d.id for d in per_call] == [d.id for d in _retriever(embedder, feedback=3, k=3).invoke("aspirin")]
+    assert [d.id for d in plain.invoke("aspirin", search_kwargs={"feedback": 3})] == [d.id for d in per_call]
+    with pytest.raises(ValueError, match="feedback must be a whole number of documents >= 0, got -2"):
+        plain.invoke("aspirin", feedback=-2)
     with pytest.raises(StoreError, match="does not exist"):
         _retriever(embedder, collection_name="nothere")
     other = O1Embedder.from_pretrained(  # another document length: another embedding space
