@@ -285,3 +285,49 @@ def test_gate_check_script_compares_gates_with_chance(
     assert len(cells) == 5 and float(cells[3]) == pytest.approx(always * share, abs=1e-4)
     assert float(cells[2]) == pytest.approx(always if share == 1 else 0.0, abs=1e-4) or 0 < share < 1
     assert module.main([str(tiny_corpus), "--gate", str(tmp_path / "missing.json")]) == 2
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_evaluation_auto_ranks_as_the_query_pipeline(
+    tiny_model_dir: Path, tiny_corpus: Path, tmp_path, exact
+) -> None:
+    """``o1-auto`` and ``o1-auto-hybrid`` (with feedback) in an evaluation think on the queries the gate
+    picks and rank as ``search`` does with the same embedder, collection and BM25 index."""
+    from o1_rag.evaluation.baselines import HybridSystem
+    from o1_rag.evaluation.context import EvalContext, EvalSettings
+    from o1_rag.evaluation.data import load_collection
+    from o1_rag.evaluation.o1_system import O1System
+    from o1_rag.lexical import LexicalIndex
+
+    settings = EvalSettings(
+        model=str(tiny_model_dir),
+        device="cpu",
+        precision="float32",
+        db=str(tmp_path / "db"),
+        exact=exact,
+        num_thoughts=2,
+        max_new_tokens=4,
+    )
+    context = EvalContext.create(settings)
+    embedder = context.models.embedder(settings.model)
+    embedder.gate = length_gate()
+    corpus, _, _ = load_collection(tiny_corpus)
+    long_query = (
+        "what does the evidence say about aspirin and the health of people who take it daily for years"
+    )
+    queries = {"short": "aspirin", "long": long_query}
+    system = O1System("auto", context)
+    ranking = system.retrieve(corpus, queries, k=5)
+    assert {q: d.think for q, d in system.decisions.items()} == {"short": False, "long": True}
+    assert "thought on 1 of 2 queries" in system.note
+    collection = system.index(embedder, corpus)
+    params = settings.think_params()
+    results = search(embedder, collection, list(queries.values()), k=5, think="auto", params=params)
+    assert [list(ranking[q]) for q in queries] == [[h.id for h in r.hits] for r in results]
+    hybrid = HybridSystem("o1-auto-hybrid", O1System("auto", context), feedback=2)
+    fused = hybrid.retrieve(corpus, queries, k=5)
+    lexical = LexicalIndex.build([d.id for d in corpus], [d.full_text() for d in corpus])
+    piped = search(
+        embedder, collection, list(queries.values()), k=5, params=params, lexical=lexical, feedback=2
+    )
+    assert [list(fused[q]) for q in queries] == [[h.id for h in r.hits] for r in piped]
