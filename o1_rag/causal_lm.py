@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from o1_rag.compat import peft_quietly
 from o1_rag.config import O1_CONFIG_NAME, O1Config
 from o1_rag.errors import ModelNotFoundError
 from o1_rag.files import sha256_file
@@ -195,7 +196,8 @@ def load_model(
     if adapter_path is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
+        with peft_quietly():
+            model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
         with contextlib.suppress(Exception):  # merging is an inference speed-up, not a requirement
             model = model.merge_and_unload()
         adapter_identity = adapter_checksum(adapter_path)

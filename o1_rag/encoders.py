@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from o1_rag.compat import peft_quietly
 from o1_rag.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -356,9 +357,10 @@ class SentenceTransformerEncoder(Encoder):
                 from peft import PeftModel
 
                 module = model[0]
-                merged = PeftModel.from_pretrained(
-                    module.auto_model, str(adapter_path), is_trainable=False
-                ).merge_and_unload()
+                with peft_quietly():
+                    merged = PeftModel.from_pretrained(
+                        module.auto_model, str(adapter_path), is_trainable=False
+                    ).merge_and_unload()
                 replace_backbone(module, merged)
                 model.eval()
         self.model = model

@@ -94,3 +94,15 @@ def test_pickled_adapter_is_refused_up_front(tmp_path: Path, tiny_model_dir: Pat
     (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04not loaded")
     with pytest.raises(ModelNotFoundError, match=r"adapter_model.bin \(pickle, never loaded\)"):
         load_model(str(tiny_model_dir), adapter=str(tmp_path), device="cpu")
+
+
+def test_loading_an_adapter_warns_nothing_about_peft_internals(
+    tiny_model_dir: Path, tiny_adapter_dir: Path
+) -> None:
+    """peft reads a deprecated transformers attribute when it wraps a model: not the user's warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_model(str(tiny_model_dir), adapter=str(tiny_adapter_dir), device="cpu")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -187,13 +187,13 @@ def build_encoder_trainer(
         )
     from peft import get_peft_model
 
+    from o1_rag.compat import peft_quietly
     from o1_rag.encoders import replace_backbone
 
     module = model[0]
     set_seed(recipe.seed)  # the LoRA initialisation: the same run on one or many processes, every time
-    replace_backbone(
-        module,
-        get_peft_model(
+    with peft_quietly():
+        wrapped = get_peft_model(
             module.auto_model,
             LoraConfig(
                 task_type=TaskType.FEATURE_EXTRACTION,
@@ -202,8 +202,8 @@ def build_encoder_trainer(
                 lora_dropout=recipe.dropout,
                 target_modules=list(recipe.target_modules),
             ),
-        ),
-    )
+        )
+    replace_backbone(module, wrapped)
 
     class LoraTrainer(SentenceTransformerTrainer):
         """Checkpoints hold the LoRA adapter only: resume by loading it back into the live model."""

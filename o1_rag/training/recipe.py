@@ -9,6 +9,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from o1_rag.compat import peft_quietly
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_write, read_structured
 
@@ -139,7 +140,8 @@ def build_model(recipe: Recipe) -> tuple[Any, Any]:
         task_type="CAUSAL_LM",
     )
     model.train()
-    return get_peft_model(model, config), tokenizer
+    with peft_quietly():
+        return get_peft_model(model, config), tokenizer
 
 
 def model_card(recipe: Recipe, examples: int, history: list[dict[str, Any]], seconds: float) -> str:
