@@ -315,3 +315,27 @@ def test_o1_system_notes_thoughts_written_under_early_stop() -> None:
     system.thoughts.update({"q1": ["a", "b"], "q2": ["a", "b", "c"]})
     assert system.note == "5 thoughts for 2 queries (early stop at agree 0.95)"
     assert O1System(True, EvalSettings()).note == ""
+
+
+def test_report_says_when_a_query_did_not_think(tmp_path: Path) -> None:
+    from o1_rag.evaluation.ir import IRResult
+    from o1_rag.evaluation.report import write_ir_report
+
+    per_query = {m: {"q1": 1.0, "q2": 0.5} for m in ("ndcg@10", "recall@100", "mrr@10")}
+    result = IRResult(
+        dataset="tiny",
+        systems=["o1-auto"],
+        baseline="o1-auto",
+        num_queries=2,
+        num_docs=3,
+        scores={"o1-auto": {m: 0.75 for m in per_query}},
+        per_query={"o1-auto": per_query},
+        p_values={},
+        win_tie_loss={},
+        seconds={"o1-auto": 1.0},
+        examples={"o1-auto": {"q1": ["aspirin thins the blood\nand more"], "q2": None}},
+        notes={"o1-auto": "thought on 1 of 2 queries"},
+    )
+    report = (write_ir_report(result, tmp_path / "report", "o1rag eval ir tiny") / "report.md").read_text()
+    assert "- `q1`: aspirin thins the blood and more\n" in report
+    assert "- `q2`: (no thoughts: it did not think)\n" in report

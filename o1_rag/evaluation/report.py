@@ -207,8 +207,8 @@ def write_ir_report(result: Any, output: Path, command: str) -> Path:
     for system, per_query in result.examples.items():
         examples += f"\n### What `{system}` generated (first queries)\n\n"
         for qid, thoughts in per_query.items():
-            first = (thoughts or [""])[0].replace("\n", " ")
-            examples += f"- `{qid}`: {first[:300]}\n"
+            first = thoughts[0].replace("\n", " ")[:300] if thoughts else "(no thoughts: it did not think)"
+            examples += f"- `{qid}`: {first}\n"
     md = (
         f"# IR evaluation: {result.dataset}\n\n"
         f"{result.num_queries} judged queries, {result.num_docs} documents. Baseline **{result.baseline}**; "
