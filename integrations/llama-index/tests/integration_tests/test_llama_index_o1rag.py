@@ -96,3 +96,61 @@ def test_thoughts_are_instrumentation_events(o1: O1Embedding) -> None:
         root.event_handlers.remove(handler)
     assert [e.query for e in seen] == ["does aspirin help?", "coffee"]
     assert all(e.thoughts for e in seen) and seen[0].thoughts == o1.last_thoughts["does aspirin help?"]
+
+
+def _built(embedder: O1Embedder, folder: Path) -> list[CorpusDoc]:
+    docs = [
+        CorpusDoc(f"d{i}", f"{t} study", f"A study of {t} and health, {i}.")
+        for i, t in enumerate(["aspirin", "coffee", "sleep", "insulin", "aspirin", "statins"])
+    ]
+    col = O1Collection.create_or_open(open_client(folder), "li-hybrid", embedder.fingerprint, embedder.dim)
+    index_documents(embedder, col, docs)
+    return docs
+
+
+def test_retriever_searches_as_o1rag_search(o1: O1Embedding, embedder: O1Embedder, tmp_path: Path) -> None:
+    from llama_index.core.schema import MetadataMode
+
+    from llama_index.embeddings.o1rag import O1Retriever
+    from o1_rag.lexical import lexical_index
+    from o1_rag.search import search
+
+    _built(embedder, tmp_path)
+    retriever = o1.as_retriever("li-hybrid", persist_dir=str(tmp_path), similarity_top_k=3, feedback=2)
+    assert isinstance(retriever, O1Retriever)
+    nodes = retriever.retrieve("aspirin study")
+    col = O1Collection.open(open_client(tmp_path), "li-hybrid", embedder.fingerprint)
+    [expected] = search(
+        embedder,
+        col,
+        ["aspirin study"],
+        k=3,
+        think=o1.think_choice(),
+        params=o1.think_params(),
+        use_cache=False,
+        lexical=lexical_index(col, str(tmp_path)),
+        feedback=2,
+    )
+    assert [n.node.node_id for n in nodes] == [h.id for h in expected.hits]
+    assert [n.score for n in nodes] == pytest.approx([h.score for h in expected.hits])
+    first = nodes[0].node
+    assert first.metadata["lexical_score"] is not None and first.metadata["title"].endswith("study")
+    assert first.metadata["o1_thinking"].startswith("auto") and len(first.metadata["o1_thoughts"]) == 2
+    prompt_text = first.get_content(metadata_mode=MetadataMode.LLM)
+    assert "dense_score" not in prompt_text and "o1_thoughts" not in prompt_text and "title" in prompt_text
+    dense = o1.as_retriever("li-hybrid", persist_dir=str(tmp_path), hybrid=False).retrieve("coffee")
+    assert len(dense) == 4 and all(n.node.metadata["lexical_score"] is None for n in dense)
+    later = asyncio.run(retriever.aretrieve("aspirin study"))
+    assert [n.node.node_id for n in later] == [n.node.node_id for n in nodes]
+
+
+def test_retriever_bad_input(o1: O1Embedding, embedder: O1Embedder, tmp_path: Path) -> None:
+    _built(embedder, tmp_path)
+    with pytest.raises(ValueError, match="similarity_top_k must be a whole number > 0, got 0"):
+        o1.as_retriever("li-hybrid", persist_dir=str(tmp_path), similarity_top_k=0)
+    with pytest.raises(ValueError, match="feedback must be a whole number of documents >= 0"):
+        o1.as_retriever("li-hybrid", persist_dir=str(tmp_path), feedback=-1)
+    with pytest.raises(StoreError, match="does not exist"):
+        o1.as_retriever("missing", persist_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="query is empty"):
+        o1.as_retriever("li-hybrid", persist_dir=str(tmp_path)).retrieve("  ")

@@ -181,6 +181,14 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
             collection = O1Collection.open(client, collection_name, fp)
         return ChromaVectorStore(chroma_collection=collection.collection)
 
+    def as_retriever(self, collection_name: str, **kwargs: Any) -> Any:
+        """An ``O1Retriever`` over the o1-rag collection ``collection_name`` with this embedding's thinking
+        settings: the gate's ``think="auto"``, hybrid search with BM25 (``similarity_top_k``, ``persist_dir``,
+        ``client``, ``hybrid``, ``feedback``, ``where``: see ``O1Retriever``)."""
+        from llama_index.embeddings.o1rag.retriever import O1Retriever
+
+        return O1Retriever(self, collection_name, **kwargs)
+
     def collection_metadata(self) -> dict[str, Any]:
         """Chroma metadata recording this embedder."""
         return {

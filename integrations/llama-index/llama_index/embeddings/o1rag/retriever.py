@@ -1,0 +1,123 @@
+"""``O1Retriever``: a LlamaIndex retriever over an o1-rag collection through the query pipeline of
+``o1rag search`` (the gate's ``think="auto"``, hybrid search with BM25, optional feedback)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent
+from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
+from o1_rag.lexical import lexical_index
+from o1_rag.search import QueryResult, check_query, search
+from o1_rag.store import O1Collection, default_db_path, open_client
+
+dispatcher = get_dispatcher(__name__)
+
+
+class O1Retriever(BaseRetriever):
+    """Retrieve from a collection made by ``o1rag index`` (or by ``O1Embedding.chroma_vector_store`` with
+    ``create=True``) as ``o1rag search`` does, where a ``VectorStoreIndex`` retriever only embeds and searches
+    vectors:
+
+    - ``think="auto"`` (the embedding's setting) lets the model's gate decide per query from the query-only
+      hits whether to think (an embedding alone has no hits to judge from, so it thinks on every query);
+    - ``hybrid=True`` (default) fuses the dense ranking with BM25's, built from the collection and kept in
+      step with it; ``feedback=N`` adds pseudo-relevance feedback (off by default; see the README).
+
+    The thinking settings (``num_thoughts``, ``max_new_tokens``, ``query_weight``, ``use_cache`` ...) are
+    those of ``embedding``. Each node carries the corpus id, ``score`` (fused, or the cosine without
+    hybrid), ``metadata["dense_score"]``, ``metadata["lexical_score"]``, ``metadata["o1_thoughts"]`` and
+    ``metadata["o1_thinking"]`` (whether and why the query thought), all kept out of the LLM's prompt; the
+    thoughts also go out as an ``O1ThoughtsEvent``.
+
+    Usage:
+        .. code-block:: python
+
+            from llama_index.core.query_engine import RetrieverQueryEngine
+            from llama_index.embeddings.o1rag import O1Embedding
+
+            retriever = O1Embedding().as_retriever("scifact", similarity_top_k=5)
+            engine = RetrieverQueryEngine.from_args(retriever)  # answers with Settings.llm
+    """
+
+    def __init__(
+        self,
+        embedding: O1Embedding,
+        collection_name: str,
+        *,
+        similarity_top_k: int = 4,
+        persist_dir: str | None = None,
+        client: Any = None,
+        hybrid: bool = True,
+        feedback: int = FEEDBACK_DOCS,
+        where: dict[str, Any] | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> None:
+        if (
+            not isinstance(similarity_top_k, int)
+            or isinstance(similarity_top_k, bool)
+            or similarity_top_k <= 0
+        ):
+            raise ValueError(f"similarity_top_k must be a whole number > 0, got {similarity_top_k!r}")
+        self.embedding = embedding
+        self.similarity_top_k = similarity_top_k
+        self.hybrid = hybrid
+        self.feedback = check_feedback(feedback)
+        self.where = where
+        embedder = embedding.embedder
+        self._lexical_db = None if client is not None else str(persist_dir or default_db_path())
+        if client is None:
+            client = open_client(persist_dir, create=False)
+        self.collection = O1Collection.open(client, collection_name, embedder.fingerprint)
+        super().__init__(callback_manager=callback_manager)
+
+    def _search(self, query: str) -> QueryResult:
+        e = self.embedding
+        lexical = lexical_index(self.collection, self._lexical_db) if self.hybrid else None
+        [result] = search(
+            e.embedder,
+            self.collection,
+            [check_query(query)],
+            k=self.similarity_top_k,
+            think=e.think_choice(),
+            params=e.think_params(),
+            where=self.where,
+            use_cache=e.use_cache,
+            query_weight=e.query_weight,
+            lexical=lexical,
+            feedback=self.feedback,
+        )
+        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=list(result.thoughts)))
+        return result
+
+    @staticmethod
+    def _nodes(result: QueryResult) -> list[NodeWithScore]:
+        found = {
+            "o1_thoughts": list(result.thoughts),
+            "o1_thinking": result.decision.describe() if result.decision else "",
+        }
+        nodes = []
+        for hit in result.hits:
+            about = {**found, "dense_score": hit.dense_score, "lexical_score": hit.lexical_score}
+            node = TextNode(
+                id_=hit.id,
+                text=hit.text,
+                metadata={**hit.metadata, **about},
+                # what the retrieval found out is for the caller, not for the LLM's prompt or an embedding
+                excluded_llm_metadata_keys=list(about),
+                excluded_embed_metadata_keys=list(about),
+            )
+            nodes.append(NodeWithScore(node=node, score=hit.score))
+        return nodes
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._nodes(self._search(query_bundle.query_str))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._nodes(await asyncio.to_thread(self._search, query_bundle.query_str))
