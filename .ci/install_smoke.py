@@ -37,4 +37,6 @@ else:
     embedding = O1Embedding(think="never")
     store = embedding.chroma_vector_store("smoke", persist_dir=str(db))
     assert len(embedding.get_query_embedding("aspirin")) == indexer.dim and store is not None
+    nodes = embedding.as_retriever("smoke", persist_dir=str(db), similarity_top_k=2).retrieve("aspirin")
+    assert nodes[0].node.node_id == "d2" and nodes[0].node.metadata["lexical_score"], nodes
 print(f"{sys.argv[1]}: ok")
