@@ -190,9 +190,8 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         )
 
     def _search_batch(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[QueryResult]:
-        k, where, think, hybrid, feedback = items[0][
-            1
-        ]  # the batcher groups by settings: all items share them
+        # the batcher groups by settings: all items share them
+        k, where, think, hybrid, feedback = items[0][1]
         lexical = lexical_index(self._collection, self._lexical_db) if hybrid else None
         return search(
             self.embedder,
