@@ -154,3 +154,23 @@ def test_retriever_bad_input(o1: O1Embedding, embedder: O1Embedder, tmp_path: Pa
         o1.as_retriever("missing", persist_dir=str(tmp_path))
     with pytest.raises(ValueError, match="query is empty"):
         o1.as_retriever("li-hybrid", persist_dir=str(tmp_path)).retrieve("  ")
+
+
+def test_concurrent_retrievals_share_one_batched_call(embedder: O1Embedder, tmp_path: Path) -> None:
+    from o1_rag.lexical import lexical_index
+    from o1_rag.search import search
+
+    _built(embedder, tmp_path)
+    o1 = O1Embedding(embedder=embedder, model_name=str(shared_tiny_model()), think="never", use_cache=False)
+    retriever = o1.as_retriever("li-hybrid", persist_dir=str(tmp_path), similarity_top_k=2)
+    queries = ["aspirin", "coffee", "sleep", "insulin", "statins", "health"]
+
+    async def main():
+        return await asyncio.gather(*(retriever.aretrieve(q) for q in queries))
+
+    together = asyncio.run(main())
+    assert retriever._batcher.calls == 1  # one think + search call for the six
+    col = O1Collection.open(open_client(tmp_path), "li-hybrid", embedder.fingerprint)
+    lexical = lexical_index(col, str(tmp_path))
+    expected = search(embedder, col, queries, k=2, think="never", lexical=lexical)  # the same batch at once
+    assert [[n.node.node_id for n in r] for r in together] == [[h.id for h in r.hits] for r in expected]

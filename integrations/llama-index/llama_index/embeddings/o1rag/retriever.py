@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llama_index.core.callbacks.base import CallbackManager
@@ -12,6 +11,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent
+from o1_rag.batching import MicroBatcher
 from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
 from o1_rag.lexical import lexical_index
 from o1_rag.search import QueryResult, check_query, search
@@ -30,8 +30,9 @@ class O1Retriever(BaseRetriever):
     - ``hybrid=True`` (default) fuses the dense ranking with BM25's, built from the collection and kept in
       step with it; ``feedback=N`` adds pseudo-relevance feedback (off by default; see the README).
 
-    The thinking settings (``num_thoughts``, ``max_new_tokens``, ``query_weight``, ``use_cache`` ...) are
-    those of ``embedding``. Each node carries the corpus id, ``score`` (fused, or the cosine without
+    The thinking settings (``num_thoughts``, ``max_new_tokens``, ``query_weight``, ``use_cache`` ...) and
+    the batching (``batch_window_ms``, ``max_batch``: concurrent queries share one batched think + search
+    call) are those of ``embedding``. Each node carries the corpus id, ``score`` (fused, or the cosine without
     hybrid), ``metadata["dense_score"]``, ``metadata["lexical_score"]``, ``metadata["o1_thoughts"]`` and
     ``metadata["o1_thinking"]`` (whether and why the query thought), all kept out of the LLM's prompt; the
     thoughts also go out as an ``O1ThoughtsEvent``.
@@ -75,15 +76,18 @@ class O1Retriever(BaseRetriever):
         if client is None:
             client = open_client(persist_dir, create=False)
         self.collection = O1Collection.open(client, collection_name, embedder.fingerprint)
+        self._batcher = MicroBatcher(
+            self._search_batch, embedding.batch_window_ms / 1000, embedding.max_batch
+        )
         super().__init__(callback_manager=callback_manager)
 
-    def _search(self, query: str) -> QueryResult:
+    def _search_batch(self, queries: list[str]) -> list[QueryResult]:
         e = self.embedding
         lexical = lexical_index(self.collection, self._lexical_db) if self.hybrid else None
-        [result] = search(
+        return search(
             e.embedder,
             self.collection,
-            [check_query(query)],
+            queries,
             k=self.similarity_top_k,
             think=e.think_choice(),
             params=e.think_params(),
@@ -93,8 +97,6 @@ class O1Retriever(BaseRetriever):
             lexical=lexical,
             feedback=self.feedback,
         )
-        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=list(result.thoughts)))
-        return result
 
     @staticmethod
     def _nodes(result: QueryResult) -> list[NodeWithScore]:
@@ -117,7 +119,13 @@ class O1Retriever(BaseRetriever):
         return nodes
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(self._search(query_bundle.query_str))
+        query = check_query(query_bundle.query_str)
+        result = self._batcher.call(query)  # threads searching at once share batched calls
+        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=list(result.thoughts)))
+        return self._nodes(result)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(await asyncio.to_thread(self._search, query_bundle.query_str))
+        query = check_query(query_bundle.query_str)
+        result = await self._batcher.submit(query)  # concurrent queries within the window share one call
+        dispatcher.event(O1ThoughtsEvent(query=query, thoughts=list(result.thoughts)))
+        return self._nodes(result)
