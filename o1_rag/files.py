@@ -97,11 +97,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_structured(path: str | Path, error: type[Exception]) -> Any:
-    """The parsed contents of a JSON file, or of a TOML file when ``path`` ends in ``.toml``; a file that
-    cannot be read or parsed raises ``error`` with a one-line message naming the path."""
+def read_structured(path: str | Path, error: type[Exception], toml: bool = False) -> Any:
+    """The parsed contents of a JSON file (a TOML file with ``toml=True``, whatever its name ends in); a
+    file that cannot be read or parsed raises ``error`` with a one-line message naming the path."""
     path = Path(path)
-    toml = path.suffix == ".toml"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

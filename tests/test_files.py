@@ -52,8 +52,10 @@ def test_the_core_imports_no_integration() -> None:
 def test_read_structured_reads_json_and_toml(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"x": [1, 2]}')
     (tmp_path / "a.toml").write_text("[data]\nx = 1\n")
+    (tmp_path / "recipe").write_text("[data]\nx = 2\n")  # the format is the caller's, not the name's
     assert read_structured(tmp_path / "a.json", O1RagError) == {"x": [1, 2]}
-    assert read_structured(tmp_path / "a.toml", O1RagError) == {"data": {"x": 1}}
+    assert read_structured(tmp_path / "a.toml", O1RagError, toml=True) == {"data": {"x": 1}}
+    assert read_structured(tmp_path / "recipe", O1RagError, toml=True) == {"data": {"x": 2}}
 
 
 @pytest.mark.parametrize(
@@ -77,5 +79,5 @@ def test_read_structured_raises_the_callers_error_in_one_line(
     elif text is not None:
         path.write_text(text)
     with pytest.raises(Mine, match=message) as info:
-        read_structured(path, Mine)
+        read_structured(path, Mine, toml=name.endswith(".toml"))
     assert "\n" not in str(info.value)

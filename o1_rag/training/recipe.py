@@ -75,7 +75,7 @@ def read_recipe(
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe not found")
-    raw = read_structured(path, RecipeError)
+    raw = read_structured(path, RecipeError, toml=True)
     known = {f.name for f in fields(cls)}
     values: dict[str, Any] = {}
     for section, table in raw.items():
