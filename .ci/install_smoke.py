@@ -6,8 +6,9 @@ from pathlib import Path
 
 from o1_rag.data import Document
 from o1_rag.embedder import O1Embedder
+from o1_rag.indexing import index_documents
 from o1_rag.lexical import lexical_folder, sync_lexical
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 from o1_rag.testing import block_network
 
 block_network()

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 LEXICAL_VERSION = 1
 INFO_FILE = "o1rag_lexical.json"
+SAVED_DEFAULTS = {"revision": 0}  # record fields older saved indexes lack: what they meant then
 TOKENIZER = {"method": "lucene", "stopwords": "en", "stemmer": "english"}
 FUSION_DEPTH = 100
 
@@ -92,10 +93,13 @@ class LexicalHits:
 class LexicalIndex:
     """A bm25s index over documents with string ids."""
 
-    def __init__(self, retriever: Any, ids: list[str], fingerprint: str | None = None) -> None:
+    def __init__(
+        self, retriever: Any, ids: list[str], fingerprint: str | None = None, revision: int = 0
+    ) -> None:
         self.retriever = retriever
         self.ids = ids
         self.fingerprint = fingerprint  # of the collection it mirrors, when it mirrors one
+        self.revision = revision  # of the collection's stored texts it was built from
         self._term_max: dict[str, float] | None = None
 
     def __len__(self) -> int:
@@ -216,7 +220,7 @@ class LexicalIndex:
             or ids_digest(ids) != info.get("ids_digest")
         ):
             raise LexicalIndexError(f"{folder}: the lexical index's ids do not match its record")
-        return cls(retriever, [str(i) for i in ids], info.get("fingerprint"))
+        return cls(retriever, [str(i) for i in ids], info.get("fingerprint"), int(info.get("revision") or 0))
 
 
 def lexical_folder(collection: Any, db: str | Path | None = None) -> Path:
@@ -237,12 +241,18 @@ _OPEN_LOCK = threading.Lock()
 def lexical_index(collection: Any, db: str | Path | None = None) -> LexicalIndex:
     """The lexical index of ``collection`` for searching, kept open in this process.
 
-    An open index is reused while the collection holds as many documents as it does; otherwise it is
+    An open index is reused while the collection holds as many documents as it does at the same revision
+    (``O1Collection.revision``: as this process last read the collection's record); otherwise it is
     synchronised again (``sync_lexical``)."""
     folder = lexical_folder(collection, db)
     with _OPEN_LOCK:
         index = _OPEN.get(folder)
-        if index is None or len(index) != collection.count() or index.fingerprint != collection.fingerprint:
+        if (
+            index is None
+            or len(index) != collection.count()
+            or index.fingerprint != collection.fingerprint
+            or index.revision != collection.revision
+        ):
             index = sync_lexical(collection, folder)
             _OPEN[folder] = index
         return index
@@ -255,7 +265,7 @@ def sync_lexical(
     page: int = 2000,
 ) -> LexicalIndex:
     """The lexical index of ``collection`` (an ``O1Collection``), rebuilt from its stored documents when the
-    saved one is missing, unreadable or out of step (other collection, fingerprint or ids)."""
+    saved one is missing, unreadable or out of step (other collection, fingerprint, ids or revision)."""
     folder = Path(folder)
     ids = sorted(collection.stored_ids()) if collection.count() else []
     expected = {
@@ -264,9 +274,10 @@ def sync_lexical(
         "fingerprint": collection.fingerprint,
         "ids_digest": ids_digest(ids),
         "count": len(ids),
+        "revision": collection.revision,
     }
     info = LexicalIndex.read_info(folder)
-    if info is not None and all(info.get(key) == value for key, value in expected.items()):
+    if info is not None and all(info.get(key, SAVED_DEFAULTS.get(key)) == v for key, v in expected.items()):
         try:
             return LexicalIndex.load(folder)
         except LexicalIndexError as exc:
@@ -283,7 +294,7 @@ def sync_lexical(
         if progress is not None:
             progress(len(texts), len(ids))
     index = LexicalIndex.build(ids, texts)
-    index.fingerprint = collection.fingerprint
+    index.fingerprint, index.revision = collection.fingerprint, collection.revision
     index.save(folder, {k: v for k, v in expected.items() if k not in {"ids_digest", "count"}})
     return index
 

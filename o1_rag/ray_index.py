@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from o1_rag.errors import FingerprintMismatchError, O1RagError, StoreError
-from o1_rag.store import IndexReport, O1Collection
+from o1_rag.indexing import IndexReport, check_prune, plan_index
+from o1_rag.store import O1Collection, text_digest
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +167,10 @@ def index_on_ray(
     limit: int | None = None,
     server: ServerTarget | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prune: bool = False,
 ) -> IndexReport:
     """Index the first ``limit`` documents of ``data_dir/corpus.jsonl`` (all when None) that ``collection``
-    does not hold yet, on Ray.
+    does not hold yet or holds with another text, on Ray.
 
     Args:
         spec: the encoder every actor loads (its fingerprint must match the collection's).
@@ -179,22 +181,42 @@ def index_on_ray(
         gpus_per_actor: GPUs per actor; None takes one each when the cluster has GPUs.
         server: write from the actors into this Chroma server collection; None: the driver writes.
         progress: called as ``progress(done, to_do)``.
+        prune: also remove the stored documents the corpus no longer holds (not with ``limit``).
     """
     from o1_rag.data import iter_corpus
 
     if actors < 1 or batch_size < 1 or cpus_per_actor <= 0:
         raise ValueError("actors and batch size must be >= 1 and CPUs per actor > 0")
+    check_prune(prune, limit)
     collection.check(spec.fingerprint)
     corpus = Path(data_dir) / "corpus.jsonl"
-    ids = [d.id for d in islice(iter_corpus(data_dir), limit)]  # validates every record first
-    stored = collection.stored_ids() if collection.count() else set()
-    todo = set(ids) - stored
-    logger.info("indexing %d documents on Ray (%d already stored)", len(todo), len(ids) - len(todo))
+    # validates every record first
+    digests = {d.id: text_digest(d.full_text()) for d in islice(iter_corpus(data_dir), limit)}
+    plan = plan_index(collection, digests, prune)
+    todo, total = plan.todo, len(digests)
+    logger.info(
+        "indexing %d documents on Ray (%d changed, %d unchanged, %d to remove)",
+        len(todo),
+        len(plan.changed),
+        total - len(todo),
+        len(plan.gone),
+    )
+    if plan.changed:
+        collection.bump_revision()
+    collection.delete(plan.gone)
+    report = IndexReport(
+        total=total,
+        skipped=total - len(todo),
+        added=len(plan.new),
+        seconds=0.0,
+        updated=len(plan.changed),
+        removed=len(plan.gone),
+    )
     if progress is not None:
         progress(0, len(todo))
     started = time.perf_counter()
     if not todo:
-        return IndexReport(total=len(ids), skipped=len(ids), added=0, seconds=0.0)
+        return report
     ray = connect(address)
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 and spec.device != "cpu" else 0.0
@@ -241,4 +263,5 @@ def index_on_ray(
         raise StoreError(f"indexing on Ray failed: {cause}") from None
     seconds = time.perf_counter() - started
     logger.info("indexed %d documents on Ray in %.1fs", done, seconds)
-    return IndexReport(total=len(ids), skipped=len(ids) - len(todo), added=done, seconds=seconds)
+    report.seconds = seconds
+    return report

@@ -2,32 +2,32 @@
 
 Collections use cosine space and no embedding function: Chroma never embeds text itself (it would try to
 download a model); o1-rag always passes embeddings. Collection metadata records the embedder fingerprint
-and dimension, and opening a collection with another embedder fails with both fingerprints named.
+and dimension, and opening a collection with another embedder fails with both fingerprints named. It also
+records a revision, raised whenever stored documents are replaced or removed (a BM25 index built from the
+collection names the revision it mirrors).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from o1_rag.errors import FingerprintMismatchError, StoreError
 from o1_rag.models import o1rag_home
 
-if TYPE_CHECKING:
-    from o1_rag.data import Document
-
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "o1rag:fingerprint"
 DIM_KEY = "o1rag:dim"
 MODEL_KEY = "o1rag:model"
+REVISION_KEY = "o1rag:revision"  # bumped before stored documents change or go, so a BM25 copy knows
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 
 
@@ -131,6 +131,19 @@ class O1Collection:
         value = (self.collection.metadata or {}).get(DIM_KEY)
         return int(value) if value is not None else None
 
+    @property
+    def revision(self) -> int:
+        """Raised each time stored documents are replaced or removed (0 for a collection never changed)."""
+        return int((self.collection.metadata or {}).get(REVISION_KEY) or 0)
+
+    def bump_revision(self) -> None:
+        """Record that stored documents are about to change (call before the writes: a run killed halfway
+        still leaves the revision raised, so copies built from the collection are rebuilt)."""
+        # an old collection's hnsw:space may not be passed again, even unchanged (its configuration keeps it)
+        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        metadata[REVISION_KEY] = self.revision + 1
+        self.collection.modify(metadata=metadata)
+
     @classmethod
     def open(cls, client: Any, name: str, fingerprint: str | None = None) -> O1Collection:
         """Open an existing collection; with ``fingerprint``, fail unless it matches.
@@ -198,6 +211,23 @@ class O1Collection:
                 return ids
             offset += page
 
+    def text_digests(self, ids: Sequence[str], page: int = 2000) -> dict[str, str]:
+        """``text_digest`` of the stored text of each of ``ids`` the collection holds (paged)."""
+        digests: dict[str, str] = {}
+        for start in range(0, len(ids), page):
+            got = self.collection.get(ids=list(ids[start : start + page]), include=["documents"])
+            for doc_id, text in zip(got["ids"], got["documents"] or [], strict=False):
+                digests[doc_id] = text_digest(text or "")
+        return digests
+
+    def delete(self, ids: Sequence[str], page: int = 2000) -> None:
+        """Remove ``ids`` (raising the revision first)."""
+        if not ids:
+            return
+        self.bump_revision()
+        for start in range(0, len(ids), page):
+            self.collection.delete(ids=list(ids[start : start + page]))
+
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those of ``ids`` the collection holds."""
         if not ids:
@@ -261,57 +291,15 @@ class O1Collection:
         return hits
 
 
-@dataclass
-class IndexReport:
-    """What an indexing run did."""
-
-    total: int
-    skipped: int
-    added: int
-    seconds: float
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.added / self.seconds if self.seconds > 0 else 0.0
+def text_digest(text: str) -> str:
+    """What a stored document's text is compared by when a corpus is indexed again."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def index_documents(
-    embedder: Any,
-    collection: O1Collection,
-    documents: Iterable[Document],
-    batch_size: int = 64,
-    progress: Callable[[int, int], None] | None = None,
-) -> IndexReport:
-    """Embed and upsert the documents not yet in ``collection``, batch by batch.
+def __getattr__(name: str) -> Any:
+    """``index_documents`` and ``IndexReport`` live in ``o1_rag.indexing``; still importable from here."""
+    if name in {"index_documents", "IndexReport"}:
+        from o1_rag import indexing
 
-    Each batch is written as soon as it is embedded, so a killed run loses at most one batch and the next
-    run skips every stored id: after any interruption, re-running ends with every document exactly once.
-
-    Args:
-        embedder: an ``O1Embedder`` (anything with ``embed_documents`` and ``fingerprint``).
-        progress: called as ``progress(done_in_this_run, to_do_in_this_run)``; first with ``(0, n)``.
-    """
-    collection.check(embedder.fingerprint)
-    docs = list(documents)
-    stored = collection.stored_ids() if collection.count() else set()
-    todo = [d for d in docs if d.id not in stored]
-    started = time.perf_counter()
-    done = 0
-    logger.info(
-        "indexing %d documents into %s (%d already stored)", len(todo), collection.name, len(docs) - len(todo)
-    )
-    if progress is not None:
-        progress(0, len(todo))
-    # Length-sorted work inside each write batch keeps padding low without delaying writes.
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        texts = [d.full_text() for d in batch]
-        vectors = embedder.embed_documents(texts)
-        collection.upsert([d.id for d in batch], vectors, texts, [{"title": d.title} for d in batch])
-        done += len(batch)
-        logger.debug("stored %d/%d", done, len(todo))
-        if progress is not None:
-            progress(done, len(todo))
-    seconds = time.perf_counter() - started
-    logger.info("indexed %d documents (%d already stored) in %.1fs", done, len(docs) - len(todo), seconds)
-    return IndexReport(total=len(docs), skipped=len(docs) - len(todo), added=done, seconds=seconds)
+        return getattr(indexing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,9 +8,10 @@ import pytest
 
 from o1_rag.data import load_corpus, load_qrels, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
+from o1_rag.indexing import index_documents
 from o1_rag.models import JOINT_MODEL, o1rag_home
 from o1_rag.search import search
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 from o1_rag.testing import vector_atol
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"

@@ -126,7 +126,32 @@ def test_search_json_no_think(indexed: dict[str, str]) -> None:
 
 def test_reindex_is_a_no_op(indexed: dict[str, str], tiny_corpus: Path) -> None:
     result = _invoke("index", tiny_corpus, "-c", "tiny", "--db", indexed["db"], "--model", indexed["model"])
-    assert result.exit_code == 0 and "0 added" in result.output and "40 already stored" in result.output
+    assert result.exit_code == 0 and "0 added" in result.output and "40 unchanged" in result.output
+
+
+def test_reindex_after_edits_updates_and_prunes(
+    indexed: dict[str, str], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """An edited corpus: the changed document is embedded again and BM25 finds its new words; --prune
+    drops the documents the corpus lost; --prune with --limit is refused before anything is loaded."""
+    lines = (tiny_corpus / "corpus.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    record["text"] = "Zebrafish regrow their heart muscle after injury."
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "corpus.jsonl").write_text("\n".join([json.dumps(record), *lines[1:-3]]) + "\n")
+    base = ("-c", "tiny", "--db", indexed["db"], "--model", indexed["model"])
+    result = _invoke("index", edited, *base)
+    assert result.exit_code == 0, result.output
+    assert "0 added, 1 updated" in result.output and "36 unchanged, 0 removed" in result.output
+    found = _invoke("search", "zebrafish", *base, "-k", "10", "--no-think", "--json")
+    assert found.exit_code == 0, found.output
+    lexical = [h["id"] for h in json.loads(found.output)["hits"] if h["lexical_score"]]
+    assert lexical == [record["_id"]]  # BM25 holds the new text (and only that document has the word)
+    pruned = _invoke("index", edited, *base, "--prune")
+    assert pruned.exit_code == 0 and "0 updated" in pruned.output and "3 removed" in pruned.output
+    assert "37 documents" in pruned.output
+    _one_line_error(_invoke("index", edited, *base, "--prune", "--limit", "5"), "cannot be used with --limit")
 
 
 def test_fingerprint_mismatch_exit(indexed: dict[str, str], tiny_adapter_dir: Path) -> None:

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from o1_rag.cli import app
 from o1_rag.data import load_corpus
 from o1_rag.gate import FEATURES, GATE_FILE, GateDecision, GateError, ThinkGate, gate_features, think_choice
+from o1_rag.indexing import index_documents
 from o1_rag.models import ADAPTERS_DIR
 from o1_rag.search import search
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 
 
 def length_gate(threshold: float = 0.5) -> ThinkGate:

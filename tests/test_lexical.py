@@ -124,6 +124,39 @@ def test_open_index_follows_the_collection(tmp_path: Path) -> None:
     assert again.fingerprint == "fp-a"
 
 
+def test_replaced_texts_and_removed_documents_reach_the_bm25_side(tmp_path: Path) -> None:
+    """Same count, same ids, a new text: the revision, not the ids, tells the BM25 copy to rebuild, both
+    the one kept open in this process and the one saved beside the database."""
+    col = collection(tmp_path)
+    folder = lexical_folder(col, db=tmp_path / "db")
+    saved = sync_lexical(col, folder)
+    opened = lexical_index(col, tmp_path / "db")
+    assert opened.search(["aircraft"], 1)[0].ids == ["d3"]
+    col.bump_revision()  # what index_documents does before it replaces a changed text
+    col.upsert(["d3"], np.ones((1, 3), dtype=np.float32), ["Gliders soar on thermals."], [{"title": ""}])
+    fresh = lexical_index(col, tmp_path / "db")
+    assert fresh is not opened and fresh.search(["gliders"], 1)[0].ids == ["d3"]
+    assert fresh.search(["aircraft"], 1)[0].ids == []
+    assert json.loads((folder / INFO_FILE).read_text())["revision"] == 1
+    reopened = O1Collection.open(open_client(tmp_path / "db"), "demo")
+    assert sync_lexical(reopened, folder).search(["gliders"], 1)[0].ids == ["d3"]
+    col.delete(["d1"])
+    assert sorted(lexical_index(col, tmp_path / "db").ids) == ["d2", "d3", "d4"] and col.revision == 2
+    assert len(saved) == 4
+
+
+def test_an_index_saved_before_revisions_is_still_in_step(tmp_path: Path) -> None:
+    col = collection(tmp_path)
+    folder = lexical_folder(col, db=tmp_path / "db")
+    sync_lexical(col, folder)
+    info = json.loads((folder / INFO_FILE).read_text())
+    del info["revision"]  # as saved by an older o1-rag
+    (folder / INFO_FILE).write_text(json.dumps(info))
+    mtime = (folder / INFO_FILE).stat().st_mtime_ns
+    assert sorted(sync_lexical(col, folder).ids) == sorted(DOCS)
+    assert (folder / INFO_FILE).stat().st_mtime_ns == mtime  # loaded, not rebuilt
+
+
 def test_fusion() -> None:
     dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.1)]
     # No lexical evidence: the dense order is kept.

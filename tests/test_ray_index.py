@@ -74,7 +74,29 @@ def test_ray_index_into_the_embedded_store_matches_one_process(
     )
     _check_vectors(stored, corpus, embedder, ["d0", "d17", "d33", "d49"])
     again = subprocess.run(index, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "0 added" in again.stdout and "50 already stored" in again.stdout
+    said = " ".join(again.stdout.split())  # rich wraps the line at the terminal width
+    assert again.returncode == 0 and "0 added" in said and "50 unchanged" in said
+    # an edited corpus: the changed document is embedded again on Ray; --prune drops the lost ones
+    lines = (corpus / "corpus.jsonl").read_text().splitlines()
+    edited = [line.replace("A study of insulin and health, 9.", "Insulin pumps at night.") for line in lines]
+    (corpus / "corpus.jsonl").write_text("\n".join(edited[:40]) + "\n")
+    kept = len(load_corpus(corpus))
+    pruned = subprocess.run(
+        [*index[:-2], "--prune"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    assert f"0 added, 1 updated, {kept - 1} unchanged, {50 - kept} removed" in pruned.stdout
+    from chromadb.api.client import SharedSystemClient
+
+    del client
+    SharedSystemClient.clear_system_cache()  # this process's client holds the vectors it read before
+    stored = _stored(open_client(tmp_path / "db"), "viaray")
+    assert sorted(stored) == sorted(f"d{i}" for i in range(kept))
+    _check_vectors(stored, corpus, embedder, ["d9"])  # alone, as it was embedded (bfloat16 pads)
 
 
 def test_ray_index_into_a_server_resumes_after_a_kill(tmp_path: Path, chroma_server: int) -> None:
@@ -102,7 +124,7 @@ def test_ray_index_into_a_server_resumes_after_a_kill(tmp_path: Path, chroma_ser
     assert done.returncode == 0, done.stderr[-3000:]
     stored = _stored(client, "served")
     assert sorted(stored) == sorted(f"d{i}" for i in range(240))
-    assert "already stored" in done.stdout
+    assert "unchanged" in done.stdout
     bundled = O1Embedder.from_pretrained("o1-minilm", thinker=False, cache=False)
     _check_vectors(stored, corpus, bundled, ["d0", "d7", "d120", "d239"])
 

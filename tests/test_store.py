@@ -9,7 +9,8 @@ import pytest
 
 from o1_rag.data import load_corpus
 from o1_rag.errors import FingerprintMismatchError, StoreError
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.indexing import index_documents
+from o1_rag.store import O1Collection, open_client
 
 
 class CrashAfter:
@@ -124,3 +125,86 @@ def test_killed_index_process_resumes_exactly(tmp_path: Path, tiny_model_dir: Pa
     col = O1Collection.open(client, "killed")
     assert col.count() == n
     assert col.stored_ids() == {f"doc{i}" for i in range(n)}
+
+
+class Counting:
+    """Wraps an embedder and records every text it embeds."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.seen = inner, []
+        self.fingerprint, self.dim = inner.fingerprint, inner.dim
+
+    def embed_documents(self, texts):
+        self.seen.extend(texts)
+        return self.inner.embed_documents(texts)
+
+
+def test_reindex_embeds_changed_texts_again_and_prunes_on_request(
+    tmp_path: Path, tiny_corpus: Path, tiny_embedder_session
+) -> None:
+    from dataclasses import replace
+
+    docs = load_corpus(tiny_corpus)
+    emb = tiny_embedder_session
+    col = O1Collection.create_or_open(open_client(tmp_path / "db"), "changes", emb.fingerprint, emb.dim)
+    index_documents(emb, col, docs, batch_size=8)
+    assert col.revision == 0
+    before = col.vectors(["d3"])["d3"]
+    edited = [
+        replace(d, text="Vitamin D and bone density in the elderly.") if d.id == "d3" else d for d in docs
+    ]
+    counting = Counting(emb)
+    report = index_documents(counting, col, edited[:-2], batch_size=8)  # d3 changed; the last two left out
+    assert (report.added, report.updated, report.skipped, report.removed) == (0, 1, 37, 0)
+    assert counting.seen == [edited[3].full_text()]  # only the changed document is embedded again
+    stored = col.collection.get(ids=["d3"], include=["documents", "embeddings"])
+    assert stored["documents"] == [edited[3].full_text()]
+    assert not np.allclose(stored["embeddings"][0], before)
+    np.testing.assert_allclose(
+        stored["embeddings"][0], emb.embed_documents([edited[3].full_text()])[0], atol=1e-5
+    )
+    assert col.revision == 1 and col.count() == 40  # without prune nothing is removed
+    pruned = index_documents(emb, col, edited[:-2], batch_size=8, prune=True)
+    assert (pruned.added, pruned.updated, pruned.removed) == (0, 0, 2)
+    assert col.stored_ids() == {d.id for d in docs[:-2]} and col.revision == 2
+    assert O1Collection.open(open_client(tmp_path / "db"), "changes").revision == 2  # recorded, not cached
+    unchanged = index_documents(Counting(emb), col, edited[:-2], batch_size=8, prune=True)
+    assert (unchanged.updated, unchanged.removed, unchanged.skipped) == (0, 0, 38) and col.revision == 2
+
+
+def test_a_run_killed_while_updating_leaves_the_revision_raised(
+    tmp_path: Path, tiny_corpus: Path, tiny_embedder_session
+) -> None:
+    from dataclasses import replace
+
+    docs = load_corpus(tiny_corpus)
+    emb = tiny_embedder_session
+    col = O1Collection.create_or_open(open_client(tmp_path / "db"), "killed-update", emb.fingerprint, emb.dim)
+    index_documents(emb, col, docs, batch_size=8)
+    edited = [replace(d, text=d.text + " (revised)") for d in docs]
+    with pytest.raises(KeyboardInterrupt):
+        index_documents(CrashAfter(emb, batches=1), col, edited, batch_size=8)
+    assert col.revision == 1  # raised before the first replaced text was written
+    report = index_documents(emb, col, edited, batch_size=8)
+    assert (report.updated, report.skipped) == (32, 8) and col.revision == 2
+    got = col.collection.get(ids=[d.id for d in edited], include=["documents"])
+    assert sorted(got["documents"]) == sorted(d.full_text() for d in edited)
+
+
+def test_prune_with_a_limit_is_refused() -> None:
+    from o1_rag.indexing import check_prune
+
+    check_prune(True, None)
+    check_prune(False, 5)
+    with pytest.raises(ValueError, match="cannot be used with --limit"):
+        check_prune(True, 5)
+
+
+def test_indexing_names_are_still_importable_from_the_store_module() -> None:
+    import o1_rag.indexing
+    import o1_rag.store
+
+    assert o1_rag.store.index_documents is o1_rag.indexing.index_documents
+    assert o1_rag.store.IndexReport is o1_rag.indexing.IndexReport
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        o1_rag.store.nothing  # noqa: B018

@@ -172,8 +172,9 @@ def test_composed_embedder_mixes_thoughts_and_query(tiny_encoder_dir: Path, tiny
 def test_one_index_serves_every_thinker_not_every_encoder(
     tiny_encoder_dir: Path, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
+    from o1_rag.indexing import index_documents
     from o1_rag.search import search
-    from o1_rag.store import O1Collection, index_documents, open_client
+    from o1_rag.store import O1Collection, open_client
 
     first = CallableThinker(lambda prompts, params: ["aspirin"] * len(prompts), "a")
     second = CallableThinker(lambda prompts, params: ["sleep"] * len(prompts), "b")
@@ -202,7 +203,8 @@ def test_langchain_fake_chat_model_thinks(tiny_encoder_dir: Path, tmp_path: Path
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     from langchain_o1rag import O1Retriever
-    from o1_rag.store import O1Collection, index_documents, open_client
+    from o1_rag.indexing import index_documents
+    from o1_rag.store import O1Collection, open_client
 
     emb = O1Embedder(SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu"))
     client = open_client(tmp_path / "db")
@@ -393,8 +395,9 @@ def test_an_alias_loads_its_own_thinker_only_when_a_query_thinks(
     from o1_rag import models
     from o1_rag.data import load_corpus
     from o1_rag.gate import FEATURES, ThinkGate
+    from o1_rag.indexing import index_documents
     from o1_rag.search import search
-    from o1_rag.store import O1Collection, index_documents, open_client
+    from o1_rag.store import O1Collection, open_client
     from o1_rag.thinkers import LazyThinker
 
     monkeypatch.setitem(

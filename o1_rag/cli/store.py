@@ -30,6 +30,12 @@ def index(
     no_lexical: Annotated[
         bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="Also remove the collection's documents that the corpus no longer holds."
+        ),
+    ] = False,
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -54,15 +60,18 @@ def index(
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed a corpus into a Chroma collection and keep its BM25 index in step (resumable: re-run after an
-    interruption); with --ray, on a Ray cluster."""
+    interruption; a re-run also embeds again the documents whose text changed); with --ray, on a Ray
+    cluster."""
 
     def body() -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from o1_rag.data import load_corpus
-        from o1_rag.store import O1Collection, check_name, index_documents
+        from o1_rag.indexing import check_prune, index_documents
+        from o1_rag.store import O1Collection, check_name
 
         name = check_name(collection or data_dir.resolve().name)
+        check_prune(prune, limit)
         if ray_address is None:
             docs = load_corpus(data_dir)[:limit]
         else:
@@ -89,7 +98,9 @@ def index(
                 bar.update(task, completed=done, total=total, rate=f"{speed:.1f} docs/s" if speed else "")
 
             if ray_address is None:
-                report = index_documents(embedder, target, docs, batch_size=batch_size, progress=progress)
+                report = index_documents(
+                    embedder, target, docs, batch_size=batch_size, progress=progress, prune=prune
+                )
             else:
                 from o1_rag.ray_index import EncoderSpec, ServerTarget, index_on_ray
 
@@ -114,6 +125,7 @@ def index(
                     limit=limit,
                     server=server,
                     progress=progress,
+                    prune=prune,
                 )
             if not no_lexical:
                 from o1_rag.lexical import lexical_folder, sync_lexical
@@ -127,8 +139,8 @@ def index(
         out.print(
             clean(
                 f"collection {name}: {target.count()} documents "
-                f"({report.added} added at {report.docs_per_second:.1f} docs/s, "
-                f"{report.skipped} already stored); "
+                f"({report.added} added, {report.updated} updated, {report.skipped} unchanged, "
+                f"{report.removed} removed; {report.docs_per_second:.1f} docs/s); "
                 f"embedder {embedder.describe()}"
             )
         )

@@ -36,9 +36,10 @@ import torch
 from o1_rag.data import Document, load_corpus, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.encoders import JointEncoder
+from o1_rag.indexing import index_documents
 from o1_rag.pooling import last_token_pool
 from o1_rag.search import search
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 
 TOPICS = ["aspirin", "insulin", "vitamin d", "sleep", "coffee", "exercise", "statins", "smoking"]
 

@@ -12,7 +12,8 @@ import torch
 from o1_rag.data import Document
 from o1_rag.embedder import O1Embedder
 from o1_rag.evaluation.bench import Row, timed
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.indexing import index_documents
+from o1_rag.store import O1Collection, open_client
 
 
 def _saved_bytes(step: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:

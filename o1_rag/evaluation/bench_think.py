@@ -12,8 +12,9 @@ import numpy as np
 from o1_rag.data import Document
 from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.evaluation.bench import Row, timed
+from o1_rag.indexing import index_documents
 from o1_rag.search import search
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 
 AGREE = 0.95
 FEEDBACK_MEASURED = 3  # the feedback count the README measures (feedback is off by default)

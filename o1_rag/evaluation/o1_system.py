@@ -58,7 +58,8 @@ class O1System:
 
     def index(self, embedder: Any, corpus: list[Document]) -> Any:
         """The collection holding ``corpus`` for ``embedder``, indexed (resumably) when needed."""
-        from o1_rag.store import O1Collection, index_documents
+        from o1_rag.indexing import index_documents
+        from o1_rag.store import O1Collection
 
         name = f"eval-{corpus_digest(corpus)}-{embedder.fingerprint}"
         collection = O1Collection.create_or_open(

@@ -22,8 +22,9 @@ from rich.table import Table
 from langchain_o1rag import O1Retriever
 from o1_rag.embedder import O1Embedder
 from o1_rag.evaluation.bench import bench_texts
+from o1_rag.indexing import index_documents
 from o1_rag.models import DEFAULT_MODEL
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.store import O1Collection, open_client
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from llama_index.embeddings.o1rag import O1Embedding
 from o1_rag.data import Document as CorpusDoc
 from o1_rag.embedder import O1Embedder
 from o1_rag.errors import FingerprintMismatchError, StoreError
-from o1_rag.store import O1Collection, index_documents, open_client
+from o1_rag.indexing import index_documents
+from o1_rag.store import O1Collection, open_client
 from o1_rag.testing import shared_tiny_model
 
 
