@@ -1,5 +1,6 @@
 """Indexing a corpus into a collection: what to embed (new documents, changed texts), what to remove, and
-the resumable embed-and-write loop. Chroma itself is ``o1_rag.store``."""
+the resumable embed-and-write loop; adopting a collection another tool built. Chroma itself is
+``o1_rag.store``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from o1_rag.errors import FingerprintMismatchError, StoreError
 from o1_rag.store import O1Collection, text_digest
 
 if TYPE_CHECKING:
@@ -127,3 +131,75 @@ def index_documents(
         updated=len(plan.changed),
         removed=len(plan.gone),
     )
+
+
+@dataclass
+class AdoptReport:
+    """What ``adopt_collection`` checked: ``sampled`` stored documents embedded again, the least cosine
+    between a stored vector and the encoder's, and whether the collection already had this fingerprint."""
+
+    count: int
+    sampled: int
+    least_cosine: float
+    already: bool = False
+
+
+def _sample_ids(collection: O1Collection, sample: int) -> list[str]:
+    ids = sorted(collection.stored_ids())
+    step = max(1, len(ids) // sample)
+    return ids[::step][:sample]
+
+
+def adopt_collection(
+    collection: O1Collection, embedder: Any, sample: int = 64, min_cosine: float = 0.999
+) -> AdoptReport:
+    """Let o1-rag search a Chroma collection that another tool built (LangChain, LlamaIndex, plain chromadb)
+    with the same encoder: embed ``sample`` of its stored texts again, and record ``embedder``'s fingerprint
+    in the collection only if every stored vector points where the encoder's does (cosine >= ``min_cosine``).
+
+    Nothing is re-embedded or rewritten besides the collection's metadata (three keys added).
+
+    Raises:
+        FingerprintMismatchError: o1-rag already recorded another encoder, or the vectors do not match.
+        StoreError: the collection is empty, stores no texts, or holds vectors of another dimension.
+    """
+    if sample < 1 or not 0.0 < min_cosine <= 1.0:
+        raise ValueError("sample must be >= 1 and min_cosine in (0, 1]")
+    count = collection.count()
+    if collection.fingerprint is not None:
+        collection.check(embedder.fingerprint)  # another o1-rag encoder: the usual mismatch message
+        return AdoptReport(count, 0, 1.0, already=True)
+    if count == 0:
+        raise StoreError(f"collection '{collection.name}' is empty: build it with `o1rag index` instead")
+    got = collection.collection.get(ids=_sample_ids(collection, sample), include=["documents", "embeddings"])
+    texts, stored = got["documents"] or [], np.asarray(got["embeddings"], dtype=np.float32)
+    if not texts or any(not t for t in texts):
+        raise StoreError(
+            f"collection '{collection.name}' stores no text for some documents: o1-rag needs the texts "
+            "(for BM25 and results); index the corpus with `o1rag index` instead"
+        )
+    if stored.shape[1] != embedder.dim:
+        raise StoreError(
+            f"collection '{collection.name}' holds {stored.shape[1]}-dimensional vectors but encoder "
+            f"{embedder.describe()} makes {embedder.dim}-dimensional ones: name the encoder that built it"
+        )
+    norms = np.linalg.norm(stored, axis=1)
+    if collection.space != "cosine" and np.abs(norms - 1.0).max() > 0.01:
+        raise StoreError(
+            f"collection '{collection.name}' ({collection.space} distance) holds vectors that are not unit "
+            "length: its scores would not be cosine similarities; index the corpus with `o1rag index`"
+        )
+    fresh = embedder.embed_documents(list(texts))
+    cosines = np.sum(fresh * stored / np.maximum(norms, 1e-12)[:, None], axis=1)
+    least = float(cosines.min())
+    if least < min_cosine:
+        raise FingerprintMismatchError(
+            f"collection '{collection.name}' was not built by encoder {embedder.describe()}: the least "
+            f"cosine between a stored vector and the encoder's over {len(texts)} sampled documents is "
+            f"{least:.4f} (at least {min_cosine} needed); adopt it with the encoder that built it (--encoder)"
+        )
+    collection.record_fingerprint(embedder.fingerprint, embedder.dim, f"{embedder.describe()} (adopted)")
+    logger.info(
+        "adopted %s: %d sampled vectors agree (least cosine %.5f)", collection.name, len(texts), least
+    )
+    return AdoptReport(count, len(texts), least)

@@ -136,13 +136,19 @@ class O1Collection:
         """Raised each time stored documents are replaced or removed (0 for a collection never changed)."""
         return int((self.collection.metadata or {}).get(REVISION_KEY) or 0)
 
+    def record_fingerprint(self, fingerprint: str, dim: int, model: str) -> None:
+        """Record the encoder that built the vectors (``indexing.adopt_collection`` checks it first)."""
+        self._modify({FINGERPRINT_KEY: fingerprint, DIM_KEY: dim, MODEL_KEY: model})
+
+    def _modify(self, changes: dict[str, Any]) -> None:
+        # an old collection's hnsw:space may not be passed again, even unchanged (its configuration keeps it)
+        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        self.collection.modify(metadata={**metadata, **changes})
+
     def bump_revision(self) -> None:
         """Record that stored documents are about to change (call before the writes: a run killed halfway
         still leaves the revision raised, so copies built from the collection are rebuilt)."""
-        # an old collection's hnsw:space may not be passed again, even unchanged (its configuration keeps it)
-        metadata = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
-        metadata[REVISION_KEY] = self.revision + 1
-        self.collection.modify(metadata=metadata)
+        self._modify({REVISION_KEY: self.revision + 1})
 
     @classmethod
     def open(cls, client: Any, name: str, fingerprint: str | None = None) -> O1Collection:

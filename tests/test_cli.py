@@ -351,3 +351,15 @@ def test_option_groups_spread_into_flags_and_gather_back() -> None:
 
     with pytest.raises(TypeError, match="repeats a parameter"):
         with_groups(clash)
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    import o1_rag
+
+    result = _invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"o1rag {o1_rag.__version__}"
+    assert version("o1-rag") == o1_rag.__version__  # the package metadata reads the same attribute
+    bare = _invoke()
+    assert "Commands" in bare.output and "adopt" in bare.output  # no arguments: the help

@@ -19,7 +19,26 @@ eval_app = typer.Typer(
     help="Evaluate retrieval (IR metrics) and RAG quality (ragas); write reports.", no_args_is_help=True
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from o1_rag import __version__
+
+        typer.echo(f"o1rag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(no_args_is_help=True)
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Retrievers that think before they search: index a collection, then search it with thoughts."""
+
+
 app.command()(store.index)
+app.command()(store.adopt)
 app.command()(query.search)
 app.command()(query.think)
 app.command()(store.collections)

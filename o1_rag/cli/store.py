@@ -1,4 +1,5 @@
-"""Store commands: ``index`` (embed a corpus into a collection, locally or on Ray) and ``collections``."""
+"""Store commands: ``index`` (embed a corpus into a collection, locally or on Ray), ``adopt`` (a collection
+another tool built) and ``collections``."""
 
 from __future__ import annotations
 
@@ -142,6 +143,57 @@ def index(
                 f"({report.added} added, {report.updated} updated, {report.skipped} unchanged, "
                 f"{report.removed} removed; {report.docs_per_second:.1f} docs/s); "
                 f"embedder {embedder.describe()}"
+            )
+        )
+
+    run_command(verbose, body)
+
+
+@with_groups
+def adopt(
+    collection: Annotated[str, typer.Argument(help="A collection another tool built in the database.")],
+    model: ModelOptions = ModelOptions(),
+    encoder: EncoderOpt = None,
+    store: StoreOptions = StoreOptions(),
+    sample: Annotated[
+        int, typer.Option("--sample", min=1, help="Stored documents embedded again to check the encoder.")
+    ] = 64,
+    min_cosine: Annotated[
+        float,
+        typer.Option(
+            "--min-cosine", min=0.01, max=1.0, help="Least cosine between a stored vector and the encoder's."
+        ),
+    ] = 0.999,
+    no_lexical: Annotated[
+        bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Search a Chroma collection built by another tool (LangChain, LlamaIndex, chromadb) with thinking:
+    check on a sample that its vectors are the encoder's (e.g. --encoder all-minilm-l6-v2), then record
+    the encoder in it and build its BM25 index. Nothing is re-embedded."""
+
+    def body() -> None:
+        from o1_rag.indexing import adopt_collection
+        from o1_rag.store import O1Collection
+
+        client = store.client(create=False)
+        target = O1Collection.open(client, collection)
+        embedder = model.embedder(encoder=encoder, think=False, cache=False)
+        report = adopt_collection(target, embedder, sample=sample, min_cosine=min_cosine)
+        if not no_lexical:
+            from o1_rag.lexical import lexical_folder, sync_lexical
+
+            sync_lexical(target, lexical_folder(target, store.lexical_db()))
+        checked = (
+            "already recorded"
+            if report.already
+            else f"{report.sampled} sampled vectors agree, least cosine {report.least_cosine:.4f}"
+        )
+        out.print(
+            clean(
+                f"collection {target.name}: {report.count} documents, encoder {embedder.describe()} "
+                f"({checked}); search it with the same --model/--encoder"
             )
         )
 

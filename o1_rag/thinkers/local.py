@@ -43,6 +43,12 @@ class LMThinker(Thinker):
             raise ValueError("batch sizes must be >= 1")
         if max_query_tokens < 1:
             raise ValueError(f"max_query_tokens must be >= 1, got {max_query_tokens}")
+        if tokenizer.eos_token_id is None:
+            name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+            raise ValueError(
+                f"{name} cannot write thoughts: its tokenizer has no end-of-sequence token (is it an "
+                "encoder? give a causal LM as the thinker, e.g. --model o1-minilm with --encoder ENCODER)"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.mode = mode
