@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,15 +140,18 @@ class Counting:
         return self.inner.embed_documents(texts)
 
 
+def _indexed(tmp_path: Path, corpus: Path, emb) -> tuple[list, O1Collection]:
+    docs = load_corpus(corpus)
+    col = O1Collection.create_or_open(open_client(tmp_path / "db"), "changes", emb.fingerprint, emb.dim)
+    index_documents(emb, col, docs, batch_size=8)
+    return docs, col
+
+
 def test_reindex_embeds_changed_texts_again_and_prunes_on_request(
     tmp_path: Path, tiny_corpus: Path, tiny_embedder_session
 ) -> None:
-    from dataclasses import replace
-
-    docs = load_corpus(tiny_corpus)
+    docs, col = _indexed(tmp_path, tiny_corpus, tiny_embedder_session)
     emb = tiny_embedder_session
-    col = O1Collection.create_or_open(open_client(tmp_path / "db"), "changes", emb.fingerprint, emb.dim)
-    index_documents(emb, col, docs, batch_size=8)
     assert col.revision == 0
     before = col.vectors(["d3"])["d3"]
     edited = [
@@ -175,12 +179,8 @@ def test_reindex_embeds_changed_texts_again_and_prunes_on_request(
 def test_a_run_killed_while_updating_leaves_the_revision_raised(
     tmp_path: Path, tiny_corpus: Path, tiny_embedder_session
 ) -> None:
-    from dataclasses import replace
-
-    docs = load_corpus(tiny_corpus)
+    docs, col = _indexed(tmp_path, tiny_corpus, tiny_embedder_session)
     emb = tiny_embedder_session
-    col = O1Collection.create_or_open(open_client(tmp_path / "db"), "killed-update", emb.fingerprint, emb.dim)
-    index_documents(emb, col, docs, batch_size=8)
     edited = [replace(d, text=d.text + " (revised)") for d in docs]
     with pytest.raises(KeyboardInterrupt):
         index_documents(CrashAfter(emb, batches=1), col, edited, batch_size=8)

@@ -146,6 +146,9 @@ EncoderOpt = Annotated[
         help="A sentence-transformers encoder (all-minilm-l6-v2, folder, HF id) [default: the model's].",
     ),
 ]
+NoLexicalOpt = Annotated[
+    bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
+]
 
 
 TempOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from o1_rag.cli._common import EncoderOpt, VerboseOpt, clean, err, out, run_command
+from o1_rag.cli._common import EncoderOpt, NoLexicalOpt, VerboseOpt, clean, err, out, run_command
 from o1_rag.cli._groups import ModelOptions, StoreOptions, with_groups
 
 
@@ -28,9 +28,7 @@ def index(
     model: ModelOptions = ModelOptions(),
     encoder: EncoderOpt = None,
     store: StoreOptions = StoreOptions(),
-    no_lexical: Annotated[
-        bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
-    ] = False,
+    no_lexical: NoLexicalOpt = False,
     prune: Annotated[
         bool,
         typer.Option(
@@ -164,9 +162,7 @@ def adopt(
             "--min-cosine", min=0.01, max=1.0, help="Least cosine between a stored vector and the encoder's."
         ),
     ] = 0.999,
-    no_lexical: Annotated[
-        bool, typer.Option("--no-lexical", help="Skip the BM25 index that hybrid search uses.")
-    ] = False,
+    no_lexical: NoLexicalOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Search a Chroma collection built by another tool (LangChain, LlamaIndex, chromadb) with thinking:
