@@ -1,9 +1,10 @@
-"""The one definition of the thinking settings the integrations expose (pydantic fields).
+"""The one definition of the thinking and loading settings the integrations expose (pydantic fields).
 
-``O1Retriever``, ``O1Embeddings`` (LangChain) and ``O1Embedding`` (LlamaIndex) inherit ``ThinkSettings``
-so they share names, defaults, ranges and documentation with each other and with the CLI options
-(``--num-thoughts``, ``--max-new-tokens``, ``--temperature``, ``--top-p``, ``--seed``,
-``--repetition-penalty``, ``--agree``, ``--query-weight``, ``--think-mode``, ``--think``, ``--no-cache``).
+``O1Retriever``, ``O1Embeddings`` (LangChain) and ``O1Embedding`` (LlamaIndex) inherit ``O1Settings``
+(``ThinkSettings`` + ``LoadSettings``) so they share names, defaults, ranges and documentation with each
+other and with the CLI options (``--num-thoughts``, ``--max-new-tokens``, ``--temperature``, ``--top-p``,
+``--seed``, ``--repetition-penalty``, ``--agree``, ``--query-weight``, ``--think-mode``, ``--think``,
+``--no-cache``; ``--adapter``, ``--device``, ``--encoder``, ``--precision``).
 """
 
 from __future__ import annotations
@@ -121,17 +122,37 @@ class ThinkSettings(BaseModel):
             self.agree,
         )
 
-    def load_embedder(
-        self, model: str, adapter: str | None, device: str, thinker: Any = None, cache: bool = True
-    ) -> Any:
+
+class LoadSettings(BaseModel):
+    """How the integrations load their model besides its name (the CLI's ``--adapter``, ``--device``,
+    ``--encoder``, ``--precision``)."""
+
+    adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
+    encoder: str | None = Field(
+        default=None,
+        description="A sentence-transformers encoder replacing the model's (all-minilm-l6-v2, folder, HF "
+        "id): the one that built the collection, e.g. one adopted with `o1rag adopt --encoder`.",
+    )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="How the encoder computes (auto: bfloat16 where the hardware does it)."
+    )
+
+
+class O1Settings(ThinkSettings, LoadSettings):
+    """Thinking + loading settings: what the integration classes inherit."""
+
+    def load_embedder(self, model: str, thinker: Any = None, cache: bool = True) -> Any:
         """An ``O1Embedder`` for ``model`` with these settings (``thinker`` replaces the model's own)."""
         from o1_rag.embedder import O1Embedder
 
         return O1Embedder.from_pretrained(
             model,
-            adapter,
+            self.adapter,
             thinker=thinker,
-            device=device,
+            encoder=self.encoder,
+            device=self.device,
+            precision=self.precision,
             cache=cache,
             think_mode=self.think_mode,
             query_weight=self.query_weight,

@@ -294,16 +294,17 @@ def test_unwritable_places_are_one_error_line(
 
 
 def test_search_exposes_every_thinking_setting_of_the_integrations() -> None:
-    """One think-settings definition: each ``ThinkSettings`` field is an option of ``o1rag search`` and
-    reaches ``ThinkParams``."""
+    """One settings definition: each field of ``O1Settings`` (thinking and loading) is an option of
+    ``o1rag search``, and the thinking ones reach ``ThinkParams``."""
     import typer
 
-    from o1_rag.settings import ThinkSettings
+    from o1_rag.settings import O1Settings, ThinkSettings
 
     search = typer.main.get_command(app).commands["search"]
     options = {opt for param in search.params for opt in param.opts}
     cli_names = {"use_cache": "--no-cache", "num_thoughts": "--num-thoughts"}
-    for field in ThinkSettings.model_fields:
+    assert {"adapter", "device", "encoder", "precision", "think", "seed"} <= set(O1Settings.model_fields)
+    for field in O1Settings.model_fields:
         assert cli_names.get(field, "--" + field.replace("_", "-")) in options, field
     params = ThinkSettings(num_thoughts=4, seed=1, repetition_penalty=1.1, agree=0.9).think_params()
     assert (params.num_thoughts, params.seed, params.repetition_penalty, params.agree) == (4, 1, 1.1, 0.9)

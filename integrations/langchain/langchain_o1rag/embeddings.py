@@ -14,11 +14,11 @@ from langchain_o1rag.thinker import THOUGHTS_EVENT, langchain_thinker
 from o1_rag.batching import MicroBatcher
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
-from o1_rag.settings import ThinkSettings, reject_unknown
+from o1_rag.settings import O1Settings, reject_unknown
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY
 
 
-class O1Embeddings(ThinkSettings, Embeddings):
+class O1Embeddings(O1Settings, Embeddings):
     """O1 embeddings: ``embed_query`` thinks first (unless ``think=False``), ``embed_documents`` does not.
 
     Setup:
@@ -47,8 +47,6 @@ class O1Embeddings(ThinkSettings, Embeddings):
 
     embedder: Any = Field(default=None, exclude=True, description="A ready O1Embedder (else one is loaded).")
     model: str = Field(default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id.")
-    adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
-    device: str = "auto"
     llm: Any = Field(
         default=None, exclude=True, description="A LangChain chat model / Runnable that writes the thoughts."
     )
@@ -69,7 +67,7 @@ class O1Embeddings(ThinkSettings, Embeddings):
     def _setup(self) -> None:
         thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
-            self.embedder = self.load_embedder(self.model, self.adapter, self.device, thinker)
+            self.embedder = self.load_embedder(self.model, thinker)
         elif thinker is not None:
             self.embedder.thinker = thinker
         self._batcher = MicroBatcher(self._embed_query_batch, self.batch_window_ms / 1000, self.max_batch)

@@ -17,7 +17,7 @@ from o1_rag.gate import think_choice
 from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
-from o1_rag.settings import ThinkSettings, reject_unknown
+from o1_rag.settings import O1Settings, reject_unknown
 from o1_rag.store import O1Collection, default_db_path, open_client
 
 SEARCH_KWARGS = ("k", "filter", "think", "hybrid", "feedback")
@@ -37,7 +37,7 @@ def _event(query: str, result: QueryResult) -> dict[str, Any]:
     return {"query": query, "thoughts": result.thoughts, "thinking": thinking}
 
 
-class O1Retriever(ThinkSettings, BaseRetriever):
+class O1Retriever(O1Settings, BaseRetriever):
     """Retriever that thinks about the query before searching a Chroma collection built by o1-rag.
 
     Each returned ``Document`` has ``metadata["id"]`` (the corpus id), ``metadata["score"]`` (the fused
@@ -76,8 +76,6 @@ class O1Retriever(ThinkSettings, BaseRetriever):
 
     embedder: Any = Field(default=None, exclude=True, description="A ready O1Embedder (else one is loaded).")
     model: str = Field(default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id.")
-    adapter: str | None = None
-    device: str = "auto"
     llm: Any = Field(
         default=None, exclude=True, description="A LangChain chat model / Runnable that writes the thoughts."
     )
@@ -144,7 +142,7 @@ class O1Retriever(ThinkSettings, BaseRetriever):
         check_feedback(self.feedback)
         thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
-            self.embedder = self.load_embedder(self.model, self.adapter, self.device, thinker)
+            self.embedder = self.load_embedder(self.model, thinker)
         elif thinker is not None:
             self.embedder.thinker = thinker
         if self.vectorstore is not None:

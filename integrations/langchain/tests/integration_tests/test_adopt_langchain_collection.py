@@ -49,9 +49,11 @@ def test_a_langchain_chroma_collection_is_adopted_and_searched(tmp_path: Path) -
     frozen = O1Embedder.from_pretrained("o1-minilm", encoder="all-minilm-l6-v2", thinker=False, cache=False)
     report = adopt_collection(collection, frozen)
     assert report.sampled == len(TEXTS) and report.least_cosine >= 0.999
+    # the retriever names the encoder, as `o1rag search --encoder` does
     retriever = O1Retriever(
-        embedder=frozen, collection_name="lc-notes", persist_directory=db, k=2, think=False
+        collection_name="lc-notes", persist_directory=db, encoder="all-minilm-l6-v2", k=2, think=False
     )
+    assert retriever.embedder.fingerprint == frozen.fingerprint
     [top, _] = retriever.invoke("does coffee keep people awake?")
     assert top.page_content == TEXTS[1] and top.metadata["source"] == "note1"
     assert top.metadata["lexical_score"] and top.metadata["dense_score"] > 0.3

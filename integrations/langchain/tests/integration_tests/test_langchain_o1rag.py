@@ -253,3 +253,10 @@ def test_langchain_dumps_and_loads(tmp_path: Path) -> None:
     assert [d.id for d in again.invoke("aspirin", think="never")] == [
         d.id for d in retriever.invoke("aspirin", think="never")
     ]
+
+
+def test_embeddings_name_the_encoder_and_precision(tiny_encoder_dir: Path) -> None:
+    model = str(shared_tiny_model())
+    emb = O1Embeddings(model=model, encoder=str(tiny_encoder_dir), precision="float32", device="cpu")
+    expected = O1Embedder.from_pretrained(model, encoder=str(tiny_encoder_dir), thinker=False, cache=False)
+    assert emb.embedder.fingerprint == expected.fingerprint and emb.embedder.encoder.compute_dtype is None

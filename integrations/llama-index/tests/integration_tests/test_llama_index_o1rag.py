@@ -175,3 +175,13 @@ def test_concurrent_retrievals_share_one_batched_call(embedder: O1Embedder, tmp_
     lexical = lexical_index(col, str(tmp_path))
     expected = search(embedder, col, queries, k=2, think="never", lexical=lexical)  # the same batch at once
     assert [[n.node.node_id for n in r] for r in together] == [[h.id for h in r.hits] for r in expected]
+
+
+def test_loading_settings_name_the_encoder_and_precision(tiny_encoder_dir: Path) -> None:
+    """``encoder`` / ``precision`` / ``device`` are the CLI's --encoder / --precision / --device."""
+    model = str(shared_tiny_model())
+    o1 = O1Embedding(model_name=model, encoder=str(tiny_encoder_dir), precision="float32", device="cpu")
+    expected = O1Embedder.from_pretrained(model, encoder=str(tiny_encoder_dir), thinker=False, cache=False)
+    assert o1.embedder.fingerprint == expected.fingerprint and o1.embedder.encoder.compute_dtype is None
+    with pytest.raises(ValueError, match="precision"):
+        O1Embedding(model_name=model, precision="float16")

@@ -16,7 +16,7 @@ from o1_rag.batching import MicroBatcher
 from o1_rag.embedder import O1Embedder
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
-from o1_rag.settings import ThinkSettings, reject_unknown
+from o1_rag.settings import O1Settings, reject_unknown
 from o1_rag.store import DIM_KEY, FINGERPRINT_KEY, MODEL_KEY, O1Collection, open_client
 from o1_rag.thinkers import CallableThinker, ThinkParams
 
@@ -52,7 +52,7 @@ def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
     return CallableThinker(generate, name)
 
 
-class O1Embedding(ThinkSettings, BaseEmbedding):
+class O1Embedding(O1Settings, BaseEmbedding):
     """O1 embedding for LlamaIndex: queries think first, texts (documents) do not.
 
     Embedding a query thinks (unless ``think="never"``): each query's thoughts are sent as an
@@ -79,8 +79,6 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
     model_name: str = Field(
         default=DEFAULT_MODEL, description="Bundled alias, local folder or Hugging Face id."
     )
-    adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
-    device: str = Field(default="auto")
     llm: Any = Field(default=None, exclude=True, description="A LlamaIndex LLM that writes the thoughts.")
     thinker_name: str | None = Field(default=None, description="Names llm in the thought cache.")
     batch_window_ms: float = Field(default=20.0, ge=0)
@@ -95,7 +93,7 @@ class O1Embedding(ThinkSettings, BaseEmbedding):
         reject_unknown(type(self), kwargs)
         super().__init__(**kwargs)
         thinker = llama_index_thinker(self.llm, self.thinker_name) if self.llm is not None else None
-        self._embedder = embedder or self.load_embedder(self.model_name, self.adapter, self.device, thinker)
+        self._embedder = embedder or self.load_embedder(self.model_name, thinker)
         if embedder is not None and thinker is not None:
             self._embedder.thinker = thinker
         self._batcher = MicroBatcher(self._query_batch, self.batch_window_ms / 1000, self.max_batch)
