@@ -185,3 +185,30 @@ def test_loading_settings_name_the_encoder_and_precision(tiny_encoder_dir: Path)
     assert o1.embedder.fingerprint == expected.fingerprint and o1.embedder.encoder.compute_dtype is None
     with pytest.raises(ValueError, match="precision"):
         O1Embedding(model_name=model, precision="float16")
+
+
+def test_retriever_over_a_collection_built_by_a_vector_store_index(o1: O1Embedding, tmp_path: Path) -> None:
+    """Nodes come back as LlamaIndex wrote them (metadata, source document), and the LLM's view of a node
+    holds neither the serialised node nor what the retrieval found out."""
+    from llama_index.core.schema import MetadataMode
+
+    Settings.embed_model = o1
+    store = o1.chroma_vector_store("li-built", persist_dir=str(tmp_path), create=True)
+    docs = [
+        Document(text=f"A study of {t}.", metadata={"topic": t}, id_=f"doc-{t}")
+        for t in ("aspirin", "coffee")
+    ]
+    VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store))
+    retriever = o1.as_retriever("li-built", persist_dir=str(tmp_path), similarity_top_k=2)
+    found = {n.node.ref_doc_id: n.node for n in retriever.retrieve("aspirin")}
+    assert set(found) == {"doc-aspirin", "doc-coffee"}
+    node = found["doc-aspirin"]
+    assert node.metadata["topic"] == "aspirin" and "_node_content" not in node.metadata
+    assert "o1_thinking" in node.metadata and "dense_score" in node.metadata
+    assert node.get_content(MetadataMode.LLM) == "topic: aspirin\n\nA study of aspirin."
+    # a serialised node this LlamaIndex cannot read: the stored text and metadata, without the blob
+    store._collection.update(ids=[node.node_id], metadatas=[{"_node_content": "{not json", "topic": "x"}])
+    again = {n.node.node_id: n.node for n in retriever.retrieve("aspirin")}
+    assert (
+        again[node.node_id].metadata["topic"] == "x" and "_node_content" not in again[node.node_id].metadata
+    )

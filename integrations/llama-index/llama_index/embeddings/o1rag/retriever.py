@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent
 from o1_rag.batching import MicroBatcher
 from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
 from o1_rag.lexical import lexical_index
 from o1_rag.search import QueryResult, check_query, search
-from o1_rag.store import O1Collection, default_db_path, open_client
+from o1_rag.store import O1Collection, SearchHit, default_db_path, open_client
 
 dispatcher = get_dispatcher(__name__)
+logger = logging.getLogger(__name__)
+NODE_CONTENT = "_node_content"  # where LlamaIndex vector stores keep the serialised node
 
 
 class O1Retriever(BaseRetriever):
@@ -99,7 +103,20 @@ class O1Retriever(BaseRetriever):
         )
 
     @staticmethod
-    def _nodes(result: QueryResult) -> list[NodeWithScore]:
+    def _node(hit: SearchHit) -> BaseNode:
+        """The hit as a node: as a LlamaIndex vector store wrote it (its own metadata, relationships and
+        excluded keys, from ``_node_content``) when one did, else a ``TextNode`` with the stored metadata."""
+        if NODE_CONTENT in hit.metadata:
+            try:
+                return metadata_dict_to_node(hit.metadata, text=hit.text)
+            except (ValueError, TypeError, KeyError) as exc:  # not a node this LlamaIndex can read
+                logger.warning("document %s: cannot rebuild its LlamaIndex node (%s)", hit.id, exc)
+            metadata = {k: v for k, v in hit.metadata.items() if k != NODE_CONTENT}
+            return TextNode(id_=hit.id, text=hit.text, metadata=metadata)
+        return TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
+
+    @classmethod
+    def _nodes(cls, result: QueryResult) -> list[NodeWithScore]:
         found = {
             "o1_thoughts": list(result.thoughts),
             "o1_thinking": result.decision.describe() if result.decision else "",
@@ -107,14 +124,11 @@ class O1Retriever(BaseRetriever):
         nodes = []
         for hit in result.hits:
             about = {**found, "dense_score": hit.dense_score, "lexical_score": hit.lexical_score}
-            node = TextNode(
-                id_=hit.id,
-                text=hit.text,
-                metadata={**hit.metadata, **about},
-                # what the retrieval found out is for the caller, not for the LLM's prompt or an embedding
-                excluded_llm_metadata_keys=list(about),
-                excluded_embed_metadata_keys=list(about),
-            )
+            node = cls._node(hit)
+            node.metadata.update(about)
+            # what the retrieval found out is for the caller, not for the LLM's prompt or an embedding
+            node.excluded_llm_metadata_keys = [*node.excluded_llm_metadata_keys, *about]
+            node.excluded_embed_metadata_keys = [*node.excluded_embed_metadata_keys, *about]
             nodes.append(NodeWithScore(node=node, score=hit.score))
         return nodes
 
