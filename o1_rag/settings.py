@@ -146,14 +146,9 @@ class O1Settings(ThinkSettings, LoadSettings):
         """An ``O1Embedder`` for ``model`` with these settings (``thinker`` replaces the model's own)."""
         from o1_rag.embedder import O1Embedder
 
-        return O1Embedder.from_pretrained(
-            model,
-            self.adapter,
-            thinker=thinker,
-            encoder=self.encoder,
-            device=self.device,
-            precision=self.precision,
-            cache=cache,
-            think_mode=self.think_mode,
-            query_weight=self.query_weight,
-        )
+        # not model_dump: LlamaIndex's adds its class name to every dump
+        named = {
+            name: getattr(self, name)
+            for name in ("encoder", "device", "precision", "think_mode", "query_weight")
+        }
+        return O1Embedder.from_pretrained(model, self.adapter, thinker=thinker, cache=cache, **named)

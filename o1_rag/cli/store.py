@@ -150,9 +150,9 @@ def index(
 @with_groups
 def adopt(
     collection: Annotated[str, typer.Argument(help="A collection another tool built in the database.")],
+    store: StoreOptions = StoreOptions(),
     model: ModelOptions = ModelOptions(),
     encoder: EncoderOpt = None,
-    store: StoreOptions = StoreOptions(),
     sample: Annotated[
         int, typer.Option("--sample", min=1, help="Stored documents embedded again to check the encoder.")
     ] = 64,
