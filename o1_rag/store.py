@@ -195,10 +195,16 @@ class O1Collection:
     def check(self, fingerprint: str) -> None:
         """Raise ``FingerprintMismatchError`` unless the collection was built by ``fingerprint``."""
         stored = self.fingerprint
+        if stored is None and self.count() > 0:
+            raise FingerprintMismatchError(
+                f"collection '{self.name}' was not made by o1rag (it records no encoder); if it stores its "
+                f"texts and was embedded by an encoder o1rag can load, `o1rag adopt {self.name} --encoder "
+                "ENCODER` checks that and lets o1rag search it"
+            )
         if stored != fingerprint:
             built_by = (self.collection.metadata or {}).get(MODEL_KEY) or "unknown model"
             raise FingerprintMismatchError(
-                f"collection '{self.name}' was indexed by embedder {stored or 'unknown (not made by o1rag)'} "
+                f"collection '{self.name}' was indexed by embedder {stored or 'unknown'} "
                 f"({built_by}) but the current embedder is {fingerprint}; use the same "
                 "--model/--adapter/--encoder, or index into a new collection"
             )

@@ -54,6 +54,8 @@ def test_adopt_checks_the_vectors_then_search_thinks_and_fuses_bm25(
     tmp_path: Path, encoder_embedder: O1Embedder
 ) -> None:
     client = foreign(tmp_path / "db", encoder_embedder.embed_documents(TEXTS), metadata={"owner": "me"})
+    with pytest.raises(FingerprintMismatchError, match="not made by o1rag .* `o1rag adopt notes --encoder"):
+        O1Collection.open(client, "notes", encoder_embedder.fingerprint)  # before: the way is named
     col = O1Collection.open(client, "notes")
     report = adopt_collection(col, encoder_embedder, sample=4)
     assert report.count == 6 and report.sampled == 4 and report.least_cosine > 0.9999 and not report.already
