@@ -61,6 +61,8 @@ def check_prune(prune: bool, limit: int | None) -> None:
 def plan_index(collection: O1Collection, digests: dict[str, str], prune: bool = False) -> IndexPlan:
     """Compare a corpus (``{id: text_digest(text)}``) with what ``collection`` stores: the ids to add, the
     stored ids whose text changed, and (``prune``) the stored ids the corpus no longer holds."""
+    if prune and not digests:
+        raise ValueError("no documents to index: pruning would empty the collection (nothing was changed)")
     stored = collection.stored_ids() if collection.count() else set()
     kept = [doc_id for doc_id in digests if doc_id in stored]
     stored_digests = collection.text_digests(kept)

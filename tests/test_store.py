@@ -191,6 +191,15 @@ def test_a_run_killed_while_updating_leaves_the_revision_raised(
     assert sorted(got["documents"]) == sorted(d.full_text() for d in edited)
 
 
+def test_pruning_with_no_documents_is_refused(
+    tmp_path: Path, tiny_corpus: Path, tiny_embedder_session
+) -> None:
+    _, col = _indexed(tmp_path, tiny_corpus, tiny_embedder_session)
+    with pytest.raises(ValueError, match="pruning would empty the collection"):
+        index_documents(tiny_embedder_session, col, [], prune=True)
+    assert col.count() == 40 and col.revision == 0
+
+
 def test_prune_with_a_limit_is_refused() -> None:
     from o1_rag.indexing import check_prune
 
