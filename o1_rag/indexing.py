@@ -135,6 +135,9 @@ def index_documents(
     )
 
 
+LLAMA_INDEX_NODE = "_node_content"  # the metadata key where LlamaIndex's vector stores keep a node
+
+
 @dataclass
 class AdoptReport:
     """What ``adopt_collection`` checked: ``sampled`` stored documents embedded again, the least cosine
@@ -153,13 +156,20 @@ def _sample_ids(collection: O1Collection, sample: int) -> list[str]:
 
 
 def adopt_collection(
-    collection: O1Collection, embedder: Any, sample: int = 64, min_cosine: float = 0.999
+    collection: O1Collection,
+    embedder: Any,
+    sample: int = 64,
+    min_cosine: float = 0.999,
+    embedded_text: Callable[[str, dict[str, Any]], str] | None = None,
 ) -> AdoptReport:
     """Let o1-rag search a Chroma collection that another tool built (LangChain, LlamaIndex, plain chromadb)
     with the same encoder: embed ``sample`` of its stored texts again, and record ``embedder``'s fingerprint
     in the collection only if every stored vector points where the encoder's does (cosine >= ``min_cosine``).
 
     Nothing is re-embedded or rewritten besides the collection's metadata (three keys added).
+    ``embedded_text(text, metadata)`` gives the text the other tool embedded for a stored document when it
+    was not the stored text alone (LlamaIndex embeds a node's metadata with its text:
+    ``O1Embedding.adopt`` passes that).
 
     Raises:
         FingerprintMismatchError: o1-rag already recorded another encoder, or the vectors do not match.
@@ -173,8 +183,11 @@ def adopt_collection(
         return AdoptReport(count, 0, 1.0, already=True)
     if count == 0:
         raise StoreError(f"collection '{collection.name}' is empty: build it with `o1rag index` instead")
-    got = collection.collection.get(ids=_sample_ids(collection, sample), include=["documents", "embeddings"])
+    got = collection.collection.get(
+        ids=_sample_ids(collection, sample), include=["documents", "embeddings", "metadatas"]
+    )
     texts, stored = got["documents"] or [], np.asarray(got["embeddings"], dtype=np.float32)
+    metadatas = [dict(m or {}) for m in (got["metadatas"] or [None] * len(texts))]
     if not texts or any(not t for t in texts):
         raise StoreError(
             f"collection '{collection.name}' stores no text for some documents: o1-rag needs the texts "
@@ -191,14 +204,24 @@ def adopt_collection(
             f"collection '{collection.name}' ({collection.space} distance) holds vectors that are not unit "
             "length: its scores would not be cosine similarities; index the corpus with `o1rag index`"
         )
+    if embedded_text is not None:
+        texts = [embedded_text(text, meta) for text, meta in zip(texts, metadatas, strict=True)]
     fresh = embedder.embed_documents(list(texts))
     cosines = np.sum(fresh * stored / np.maximum(norms, 1e-12)[:, None], axis=1)
     least = float(cosines.min())
     if least < min_cosine:
+        written_by_llama_index = embedded_text is None and any(LLAMA_INDEX_NODE in m for m in metadatas)
+        hint = (
+            "; LlamaIndex wrote it, and it embeds a node's metadata with its text: adopt it with "
+            "O1Embedding(...).adopt(name) from llama-index-embeddings-o1rag"
+            if written_by_llama_index
+            else ""
+        )
         raise FingerprintMismatchError(
             f"collection '{collection.name}' was not built by encoder {embedder.describe()}: the least "
             f"cosine between a stored vector and the encoder's over {len(texts)} sampled documents is "
-            f"{least:.4f} (at least {min_cosine} needed); adopt it with the encoder that built it (--encoder)"
+            f"{least:.4f} (at least {min_cosine} needed); adopt it with the encoder that built it "
+            f"(--encoder){hint}"
         )
     collection.record_fingerprint(embedder.fingerprint, embedder.dim, f"{embedder.describe()} (adopted)")
     logger.info(

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr
 
 from o1_rag.batching import MicroBatcher
 from o1_rag.embedder import O1Embedder
+from o1_rag.indexing import LLAMA_INDEX_NODE, AdoptReport, adopt_collection
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import check_query
 from o1_rag.settings import O1Settings, reject_unknown
@@ -50,6 +51,20 @@ def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
         return [llm.complete(prompt).text for prompt in prompts]
 
     return CallableThinker(generate, name)
+
+
+def _embedded_text(text: str, metadata: dict[str, Any]) -> str:
+    """The text LlamaIndex embedded for a stored node: its metadata (as the node says) and its text."""
+    if LLAMA_INDEX_NODE not in metadata:
+        return text
+    from llama_index.core.schema import MetadataMode
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+    try:
+        node = metadata_dict_to_node(metadata, text=text)
+    except (ValueError, TypeError, KeyError):  # not a node this LlamaIndex can read: the text alone
+        return text
+    return node.get_content(metadata_mode=MetadataMode.EMBED)
 
 
 class O1Embedding(O1Settings, BaseEmbedding):
@@ -178,6 +193,22 @@ class O1Embedding(O1Settings, BaseEmbedding):
         else:
             collection = O1Collection.open(client, collection_name, fp)
         return ChromaVectorStore(chroma_collection=collection.collection)
+
+    def adopt(
+        self,
+        collection_name: str,
+        persist_dir: str | None = None,
+        client: Any = None,
+        sample: int = 64,
+        min_cosine: float = 0.999,
+    ) -> AdoptReport:
+        """Let this embedding search a collection a ``VectorStoreIndex`` built with another embedding of the
+        same encoder (``o1_rag.indexing.adopt_collection``): the sampled nodes are embedded again as
+        LlamaIndex embedded them (metadata with the text), and the encoder is recorded only if they match.
+        """
+        client = client if client is not None else open_client(persist_dir, create=False)
+        collection = O1Collection.open(client, collection_name)
+        return adopt_collection(collection, self._embedder, sample, min_cosine, embedded_text=_embedded_text)
 
     def as_retriever(self, collection_name: str, **kwargs: Any) -> Any:
         """An ``O1Retriever`` over the o1-rag collection ``collection_name`` with this embedding's thinking

@@ -15,13 +15,13 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent
 from o1_rag.batching import MicroBatcher
 from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
+from o1_rag.indexing import LLAMA_INDEX_NODE
 from o1_rag.lexical import lexical_index
 from o1_rag.search import QueryResult, check_query, search
 from o1_rag.store import O1Collection, SearchHit, default_db_path, open_client
 
 dispatcher = get_dispatcher(__name__)
 logger = logging.getLogger(__name__)
-NODE_CONTENT = "_node_content"  # where LlamaIndex vector stores keep the serialised node
 
 
 class O1Retriever(BaseRetriever):
@@ -106,12 +106,12 @@ class O1Retriever(BaseRetriever):
     def _node(hit: SearchHit) -> BaseNode:
         """The hit as a node: as a LlamaIndex vector store wrote it (its own metadata, relationships and
         excluded keys, from ``_node_content``) when one did, else a ``TextNode`` with the stored metadata."""
-        if NODE_CONTENT in hit.metadata:
+        if LLAMA_INDEX_NODE in hit.metadata:
             try:
                 return metadata_dict_to_node(hit.metadata, text=hit.text)
             except (ValueError, TypeError, KeyError) as exc:  # not a node this LlamaIndex can read
                 logger.warning("document %s: cannot rebuild its LlamaIndex node (%s)", hit.id, exc)
-            metadata = {k: v for k, v in hit.metadata.items() if k != NODE_CONTENT}
+            metadata = {k: v for k, v in hit.metadata.items() if k != LLAMA_INDEX_NODE}
             return TextNode(id_=hit.id, text=hit.text, metadata=metadata)
         return TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
 
