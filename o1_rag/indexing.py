@@ -210,11 +210,11 @@ def adopt_collection(
     cosines = np.sum(fresh * stored / np.maximum(norms, 1e-12)[:, None], axis=1)
     least = float(cosines.min())
     if least < min_cosine:
-        written_by_llama_index = embedded_text is None and any(LLAMA_INDEX_NODE in m for m in metadatas)
+        written_by_llamaindex = embedded_text is None and any(LLAMA_INDEX_NODE in m for m in metadatas)
         hint = (
             "; LlamaIndex wrote it, and it embeds a node's metadata with its text: adopt it with "
             "O1Embedding(...).adopt(name) from llama-index-embeddings-o1rag"
-            if written_by_llama_index
+            if written_by_llamaindex
             else ""
         )
         raise FingerprintMismatchError(
