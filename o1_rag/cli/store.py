@@ -165,9 +165,9 @@ def adopt(
     no_lexical: NoLexicalOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Search a Chroma collection built by another tool (LangChain, LlamaIndex, chromadb) with thinking:
-    check on a sample that its vectors are the encoder's (e.g. --encoder all-minilm-l6-v2), then record
-    the encoder in it and build its BM25 index. Nothing is re-embedded."""
+    """Search a Chroma collection built by another tool (LangChain, chromadb) with thinking: check on a
+    sample that its vectors are the encoder's (e.g. --encoder all-minilm-l6-v2), then record the encoder
+    in it and build its BM25 index. Nothing is re-embedded. (A LlamaIndex one: O1Embedding.adopt.)"""
 
     def body() -> None:
         from o1_rag.indexing import adopt_collection
