@@ -286,11 +286,8 @@ def sync_lexical(
     texts: list[str] = []
     if progress is not None:
         progress(0, len(ids))
-    for start in range(0, len(ids), page):
-        chunk = ids[start : start + page]
-        got = collection.collection.get(ids=chunk, include=["documents"])
-        by_id = dict(zip(got["ids"], got["documents"] or [], strict=False))
-        texts.extend(by_id.get(doc_id) or "" for doc_id in chunk)
+    for by_id in collection.iter_texts(ids, page):
+        texts.extend(by_id.values())
         if progress is not None:
             progress(len(texts), len(ids))
     index = LexicalIndex.build(ids, texts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +188,7 @@ class O1Collection:
         )
         opened = cls(collection)
         if opened.fingerprint is None and opened.collection.count() == 0:
-            collection.modify(metadata={FINGERPRINT_KEY: fingerprint, DIM_KEY: dim, MODEL_KEY: model})
+            opened.record_fingerprint(fingerprint, dim, model)
         opened.check(fingerprint)
         return opened
 
@@ -223,14 +223,18 @@ class O1Collection:
                 return ids
             offset += page
 
-    def text_digests(self, ids: Sequence[str], page: int = 2000) -> dict[str, str]:
-        """``text_digest`` of the stored text of each of ``ids`` the collection holds (paged)."""
-        digests: dict[str, str] = {}
+    def iter_texts(self, ids: Sequence[str], page: int = 2000) -> Iterator[dict[str, str]]:
+        """The stored texts of ``ids``, one ``{id: text}`` page at a time (an id the collection does not
+        hold, or holds without text, maps to ``""``)."""
         for start in range(0, len(ids), page):
-            got = self.collection.get(ids=list(ids[start : start + page]), include=["documents"])
-            for doc_id, text in zip(got["ids"], got["documents"] or [], strict=False):
-                digests[doc_id] = text_digest(text or "")
-        return digests
+            chunk = list(ids[start : start + page])
+            got = self.collection.get(ids=chunk, include=["documents"])
+            by_id = dict(zip(got["ids"], got["documents"] or [], strict=False))
+            yield {doc_id: by_id.get(doc_id) or "" for doc_id in chunk}
+
+    def text_digests(self, ids: Sequence[str]) -> dict[str, str]:
+        """``text_digest`` of the stored text of each of ``ids``."""
+        return {doc_id: text_digest(text) for texts in self.iter_texts(ids) for doc_id, text in texts.items()}
 
     def delete(self, ids: Sequence[str], page: int = 2000) -> None:
         """Remove ``ids`` (raising the revision first)."""
