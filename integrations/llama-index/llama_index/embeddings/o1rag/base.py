@@ -10,6 +10,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.base import BaseEvent
+from llama_index.core.schema import BaseNode, MetadataMode
 from pydantic import Field, PrivateAttr
 
 from o1_rag.batching import MicroBatcher
@@ -53,18 +54,24 @@ def llama_index_thinker(llm: Any, name: str | None = None) -> CallableThinker:
     return CallableThinker(generate, name)
 
 
-def _embedded_text(text: str, metadata: dict[str, Any]) -> str:
-    """The text LlamaIndex embedded for a stored node: its metadata (as the node says) and its text."""
+def stored_node(text: str, metadata: dict[str, Any]) -> BaseNode | None:
+    """The node a LlamaIndex vector store wrote (its metadata, relationships and excluded keys, from
+    ``_node_content``); None when no LlamaIndex store wrote this document or this LlamaIndex cannot read
+    what it wrote."""
     if LLAMA_INDEX_NODE not in metadata:
-        return text
-    from llama_index.core.schema import MetadataMode
+        return None
     from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
     try:
-        node = metadata_dict_to_node(metadata, text=text)
-    except (ValueError, TypeError, KeyError):  # not a node this LlamaIndex can read: the text alone
-        return text
-    return node.get_content(metadata_mode=MetadataMode.EMBED)
+        return metadata_dict_to_node(metadata, text=text)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _embedded_text(text: str, metadata: dict[str, Any]) -> str:
+    """The text LlamaIndex embedded for a stored document: a node's metadata and text, else the text."""
+    node = stored_node(text, metadata)
+    return text if node is None else node.get_content(metadata_mode=MetadataMode.EMBED)
 
 
 class O1Embedding(O1Settings, BaseEmbedding):

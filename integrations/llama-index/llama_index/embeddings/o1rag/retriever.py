@@ -10,9 +10,8 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
-from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent
+from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent, stored_node
 from o1_rag.batching import MicroBatcher
 from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
 from o1_rag.indexing import LLAMA_INDEX_NODE
@@ -104,16 +103,15 @@ class O1Retriever(BaseRetriever):
 
     @staticmethod
     def _node(hit: SearchHit) -> BaseNode:
-        """The hit as a node: as a LlamaIndex vector store wrote it (its own metadata, relationships and
-        excluded keys, from ``_node_content``) when one did, else a ``TextNode`` with the stored metadata."""
+        """The hit as a node: as a LlamaIndex vector store wrote it when one did (``stored_node``), else a
+        ``TextNode`` with the stored metadata (without an unreadable serialised node)."""
+        node = stored_node(hit.text, hit.metadata)
+        if node is not None:
+            return node
         if LLAMA_INDEX_NODE in hit.metadata:
-            try:
-                return metadata_dict_to_node(hit.metadata, text=hit.text)
-            except (ValueError, TypeError, KeyError) as exc:  # not a node this LlamaIndex can read
-                logger.warning("document %s: cannot rebuild its LlamaIndex node (%s)", hit.id, exc)
-            metadata = {k: v for k, v in hit.metadata.items() if k != LLAMA_INDEX_NODE}
-            return TextNode(id_=hit.id, text=hit.text, metadata=metadata)
-        return TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
+            logger.warning("document %s: cannot rebuild its LlamaIndex node", hit.id)
+        metadata = {k: v for k, v in hit.metadata.items() if k != LLAMA_INDEX_NODE}
+        return TextNode(id_=hit.id, text=hit.text, metadata=metadata)
 
     @classmethod
     def _nodes(cls, result: QueryResult) -> list[NodeWithScore]:
