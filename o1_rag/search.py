@@ -10,6 +10,7 @@ from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.feedback import FEEDBACK_DOCS, check_feedback, feedback_vectors
 from o1_rag.gate import TOP, GateDecision, think_choice
 from o1_rag.lexical import FUSION_DEPTH, FusedHit, LexicalHits, LexicalIndex, fuse
+from o1_rag.selection import Selection, select_hits
 from o1_rag.store import O1Collection, SearchHit
 
 
@@ -66,6 +67,7 @@ def search(
     query_weight: float | None = None,
     lexical: LexicalIndex | None = None,
     feedback: int = FEEDBACK_DOCS,
+    selection: Selection | None = None,
 ) -> list[QueryResult]:
     """Think, embed and search ``collection`` for each query.
 
@@ -77,7 +79,8 @@ def search(
     ``lexical`` (the collection's ``o1_rag.lexical.lexical_index``), the dense hits are fused with BM25's
     (hybrid search; ``where`` filters both sides); ``feedback`` > 0 (default 0, off) names how many of the
     first fused ranking's best documents the dense side's query vector moves towards before it searches
-    again (``o1_rag.feedback``).
+    again (``o1_rag.feedback``). ``selection`` chooses the ``k`` hits from the ranking by maximal marginal
+    relevance or a least cosine similarity (``o1_rag.selection``; default: the ranking's first ``k``).
 
     Raises:
         ValueError: an empty query, ``k <= 0`` or ``feedback < 0``.
@@ -105,10 +108,13 @@ def search(
         vectors, thoughts, decisions = think_where_gated(
             embedder, queries, vectors, tops, params, use_cache, query_weight
         )
+    selection = selection or Selection()
+    depth = selection.depth(k)
     if lexical is None:
-        hits = collection.search(vectors, k=k, where=where)
+        hits = collection.search(vectors, k=depth, where=where)
     else:
-        hits = hybrid_hits(collection, lexical, queries, vectors, k, where, feedback)
+        hits = hybrid_hits(collection, lexical, queries, vectors, depth, where, feedback)
+    hits = select_hits(collection, vectors, hits, k, selection)
     return [QueryResult(q, h, t, d) for q, h, t, d in zip(queries, hits, thoughts, decisions, strict=True)]
 
 

@@ -101,6 +101,27 @@ def test_hybrid_search_uses_the_bm25_index_built_by_index(indexed: dict[str, str
     assert [h["id"] for h in again["hits"]] == [h["id"] for h in hybrid["hits"]]
 
 
+def test_search_mmr_and_min_score(indexed: dict[str, str]) -> None:
+    common = ["-c", "tiny", "--db", indexed["db"], "--model", indexed["model"], "--no-think", "--json"]
+    plain = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--fetch-k", "12").output)
+    assert (plain["mmr"], plain["fetch_k"], plain["min_score"]) == (None, None, None)
+    same = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--mmr", "1").output)
+    assert [h["id"] for h in same["hits"]] == [h["id"] for h in plain["hits"]]  # relevance only
+    varied = json.loads(_invoke("search", "aspirin study", *common, "-k", "5", "--mmr", "0").output)
+    assert (varied["mmr"], varied["fetch_k"]) == (0.0, 20)
+    assert varied["hits"][0]["id"] == plain["hits"][0]["id"] and len(varied["hits"]) == 5
+    assert [h["id"] for h in varied["hits"]] != [h["id"] for h in plain["hits"]]
+    dense = json.loads(_invoke("search", "aspirin study", *common, "-k", "10", "--no-hybrid").output)
+    bar = dense["hits"][2]["score"] - 1e-5  # clear of the rounding between Chroma's score and the cosine
+    kept = json.loads(
+        _invoke("search", "aspirin study", *common, "-k", "10", "--no-hybrid", "--min-score", str(bar)).output
+    )
+    assert [h["id"] for h in kept["hits"]] == [h["id"] for h in dense["hits"] if h["score"] >= bar]
+    assert 3 <= len(kept["hits"]) < 10
+    _usage_error(_invoke("search", "aspirin study", *common, "--mmr", "1.5"), "--mmr")
+    _usage_error(_invoke("search", "aspirin study", *common, "--min-score", "2"), "--min-score")
+
+
 def test_search_json_no_think(indexed: dict[str, str]) -> None:
     result = _invoke(
         "search",

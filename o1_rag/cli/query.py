@@ -23,6 +23,7 @@ from o1_rag.cli._common import (
 from o1_rag.cli._groups import ModelOptions, SamplingOptions, StoreOptions, ThinkerOptions, with_groups
 from o1_rag.feedback import FEEDBACK_DOCS
 from o1_rag.gate import THINK_CHOICES
+from o1_rag.selection import FETCH_K
 
 
 @with_groups
@@ -46,6 +47,29 @@ def search(
         ),
     ] = True,
     feedback: FeedbackOpt = FEEDBACK_DOCS,
+    mmr: Annotated[
+        float | None,
+        typer.Option(
+            "--mmr",
+            metavar="LAMBDA",
+            min=0.0,
+            max=1.0,
+            help="Choose varied hits by maximal marginal relevance: 1 = relevance only, 0 = variety only "
+            "(0.5 is LangChain's default).",
+        ),
+    ] = None,
+    fetch_k: Annotated[
+        int, typer.Option("--fetch-k", min=1, help="With --mmr: the best documents it chooses from.")
+    ] = FETCH_K,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            min=-1.0,
+            max=1.0,
+            help="Leave out hits whose cosine similarity to the query vector is below this.",
+        ),
+    ] = None,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
@@ -73,9 +97,11 @@ def search(
     def body() -> None:
         from o1_rag import search as pipeline
         from o1_rag.gate import think_choice
+        from o1_rag.selection import Selection
         from o1_rag.store import O1Collection
 
         pipeline.check_query(text)
+        selection = Selection(mmr=mmr, fetch_k=fetch_k, min_score=min_score)
         params = sampling.params()
         mode = "never" if no_think else think_choice(think)
         target = O1Collection.open(store.client(create=False), collection)
@@ -104,6 +130,7 @@ def search(
             use_cache=not no_cache,
             lexical=lexical,
             feedback=feedback,
+            selection=selection,
         )
         if as_json:
             found = result.to_dict()
@@ -115,6 +142,9 @@ def search(
                 "thinking": found["thinking"],
                 "hybrid": hybrid,
                 "feedback": feedback if hybrid else 0,
+                "mmr": mmr,
+                "fetch_k": fetch_k if mmr is not None else None,
+                "min_score": min_score,
                 "hits": found["hits"],
             }
             sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
