@@ -23,6 +23,10 @@ FETCH_K = 20  # candidates MMR chooses from (LangChain's default)
 LAMBDA_MULT = 0.5  # MMR's default trade-off (LangChain's and LlamaIndex's)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Selection:
     """How the ``k`` hits are chosen from the ranking (the default: its first ``k``).
@@ -42,12 +46,14 @@ class Selection:
     min_score: float | None = None
 
     def __post_init__(self) -> None:
-        if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
-            raise ValueError(f"the MMR trade-off (lambda_mult) must be in [0, 1], got {self.mmr}")
+        if self.mmr is not None and not (_is_number(self.mmr) and 0.0 <= self.mmr <= 1.0):
+            raise ValueError(f"the MMR trade-off (lambda_mult) must be a number in [0, 1], got {self.mmr!r}")
         if isinstance(self.fetch_k, bool) or not isinstance(self.fetch_k, int) or self.fetch_k < 1:
             raise ValueError(f"fetch_k must be a whole number >= 1, got {self.fetch_k!r}")
-        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
-            raise ValueError(f"the score threshold must be a cosine similarity in [-1, 1], got {self.min_score}")
+        if self.min_score is not None and not (_is_number(self.min_score) and -1.0 <= self.min_score <= 1.0):
+            raise ValueError(
+                f"the score threshold must be a cosine similarity in [-1, 1], got {self.min_score!r}"
+            )
 
     @property
     def plain(self) -> bool:

@@ -21,7 +21,9 @@ def unit(rows: np.ndarray) -> np.ndarray:
 RNG = np.random.default_rng(11)
 BASE = unit(RNG.normal(size=(6, 16)))
 # d0, d1 and d2 are near copies of one vector; d3..d8 are the rest, all somewhat close to the query.
-DOC_VECTORS = unit(np.vstack([BASE[0], BASE[0] + 0.02 * RNG.normal(size=16), BASE[0] + 0.03 * RNG.normal(size=16), BASE[1:]]))
+DOC_VECTORS = unit(
+    np.vstack([BASE[0], BASE[0] + 0.02 * RNG.normal(size=16), BASE[0] + 0.03 * RNG.normal(size=16), BASE[1:]])
+)
 IDS = [f"d{i}" for i in range(len(DOC_VECTORS))]
 TEXTS = [
     "brown fat burns energy in the cold",
@@ -122,7 +124,9 @@ def test_mmr_order_on_its_own() -> None:
         ({"fetch_k": 0}, "fetch_k"),
         ({"fetch_k": 2.5}, "fetch_k"),
         ({"fetch_k": True}, "fetch_k"),
+        ({"mmr": "0.5"}, "lambda_mult"),
         ({"min_score": 1.5}, "score threshold"),
+        ({"min_score": True}, "score threshold"),
     ],
 )
 def test_selection_rejects_values_out_of_range(kwargs: dict, message: str) -> None:

@@ -17,10 +17,12 @@ from o1_rag.gate import think_choice
 from o1_rag.lexical import lexical_index
 from o1_rag.models import DEFAULT_MODEL
 from o1_rag.search import QueryResult, check_query, search
+from o1_rag.selection import FETCH_K, LAMBDA_MULT, Selection
 from o1_rag.settings import O1Settings, reject_unknown
 from o1_rag.store import O1Collection, default_db_path, open_client
 
-SEARCH_KWARGS = ("k", "filter", "think", "hybrid", "feedback")
+SEARCH_KWARGS = ("k", "filter", "think", "hybrid", "feedback", "fetch_k", "lambda_mult", "score_threshold")
+SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
 
 
 def check_search_kwargs(search_kwargs: Any) -> None:
@@ -64,12 +66,19 @@ class O1Retriever(O1Settings, BaseRetriever):
             retriever = O1Retriever(collection_name="scifact", persist_directory="./db", query_weight=0.5)
             retriever = O1Retriever(collection_name="scifact", llm=chat_model)  # the chain's LLM thinks
 
+    ``search_type`` and ``search_kwargs`` read as those of LangChain's vector-store retrievers:
+    ``"mmr"`` chooses ``k`` varied documents from the ``fetch_k`` best by maximal marginal relevance
+    (``lambda_mult``: 1 relevance only, 0 variety only); ``"similarity_score_threshold"`` leaves out
+    documents whose cosine similarity to the query vector is below ``score_threshold``
+    (``o1_rag.selection``). Both work on the hybrid ranking too.
+
     Usage:
         .. code-block:: python
 
             docs = retriever.invoke("Cold exposure increases BAT recruitment.")
             docs[0].metadata["o1_thoughts"]
             docs = await retriever.ainvoke("...", k=3, filter={"title": "..."})
+            varied = O1Retriever(collection_name="scifact", search_type="mmr", search_kwargs={"fetch_k": 30})
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -103,6 +112,16 @@ class O1Retriever(O1Settings, BaseRetriever):
         "default; 3 helps topical searches with many relevant documents; o1_rag.feedback).",
     )
     filter: dict[str, Any] | None = Field(default=None, description="Chroma metadata filter (where).")
+    search_type: str = Field(
+        default="similarity",
+        description="similarity (the ranking's first k), mmr (varied documents) or "
+        "similarity_score_threshold (documents at least score_threshold similar to the query).",
+    )
+    fetch_k: int = Field(default=FETCH_K, description="mmr: the best documents it chooses k from.")
+    lambda_mult: float = Field(default=LAMBDA_MULT, description="mmr: 1 = relevance only, 0 = variety only.")
+    score_threshold: float | None = Field(
+        default=None, description="Least cosine similarity to the query vector of a returned document."
+    )
     batch_window_ms: float = 20.0
     max_batch: int = 32
 
@@ -137,9 +156,7 @@ class O1Retriever(O1Settings, BaseRetriever):
         self._setup()
 
     def _setup(self) -> None:
-        if self.k <= 0:
-            raise ValueError(f"k must be > 0, got {self.k}")
-        check_feedback(self.feedback)
+        self._settings({}, None)  # the retriever's own search settings, checked once up front
         thinker = langchain_thinker(self.llm, self.thinker_name) if self.llm is not None else None
         if self.embedder is None:
             self.embedder = self.load_embedder(self.model, thinker)
@@ -159,37 +176,38 @@ class O1Retriever(O1Settings, BaseRetriever):
             self._collection = O1Collection.open(client, self.collection_name, self.embedder.fingerprint)
         self._batcher = MicroBatcher(self._search_batch, self.batch_window_ms / 1000, self.max_batch)
 
-    def _settings(
-        self,
-        k: int | None,
-        filter: dict[str, Any] | None,
-        think: bool | str | None,
-        hybrid: bool | None = None,
-        search_kwargs: dict[str, Any] | None = None,
-        feedback: int | None = None,
-    ) -> tuple[Any, ...]:
+    def _settings(self, given: dict[str, Any], search_kwargs: dict[str, Any] | None) -> tuple[Any, ...]:
+        """The call's settings (``given``: its keyword arguments, None where not given; ``search_kwargs``
+        over them) on top of the retriever's, checked, as a hashable tuple that also groups batched
+        calls."""
         if search_kwargs:
             check_search_kwargs(search_kwargs)
-            k = search_kwargs.get("k", k)
-            filter = search_kwargs.get("filter", filter)
-            think = search_kwargs.get("think", think)
-            hybrid = search_kwargs.get("hybrid", hybrid)
-            feedback = search_kwargs.get("feedback", feedback)
-        k = self.k if k is None else k
-        if k <= 0:
-            raise ValueError(f"k must be > 0, got {k}")
-        where = self.filter if filter is None else filter
+            given = {**given, **search_kwargs}
+        s = {key: getattr(self, key) if given.get(key) is None else given[key] for key in SEARCH_KWARGS}
+        if s["k"] <= 0:
+            raise ValueError(f"k must be > 0, got {s['k']}")
+        where = self.filter if given.get("filter") is None else given["filter"]
         return (
-            k,
+            s["k"],
             json.dumps(where, sort_keys=True) if where else None,
-            self.think_choice() if think is None else think_choice(think),
-            self.hybrid if hybrid is None else hybrid,
-            self.feedback if feedback is None else check_feedback(feedback),
+            self.think_choice() if given.get("think") is None else think_choice(given["think"]),
+            s["hybrid"],
+            check_feedback(s["feedback"]),
+            self._selection(s["fetch_k"], s["lambda_mult"], s["score_threshold"]),
         )
+
+    def _selection(self, fetch_k: int, lambda_mult: float, score_threshold: float | None) -> Selection:
+        if self.search_type not in SEARCH_TYPES:
+            raise ValueError(f"unknown search_type '{self.search_type}': use {', '.join(SEARCH_TYPES)}")
+        if self.search_type == "similarity_score_threshold" and score_threshold is None:
+            raise ValueError("search_type 'similarity_score_threshold' needs a score_threshold")
+        if self.search_type == "mmr":
+            return Selection(mmr=lambda_mult, fetch_k=fetch_k, min_score=score_threshold)
+        return Selection(min_score=score_threshold)
 
     def _search_batch(self, items: list[tuple[str, tuple[Any, ...]]]) -> list[QueryResult]:
         # the batcher groups by settings: all items share them
-        k, where, think, hybrid, feedback = items[0][1]
+        k, where, think, hybrid, feedback, selection = items[0][1]
         lexical = lexical_index(self._collection, self._lexical_db) if hybrid else None
         return search(
             self.embedder,
@@ -203,6 +221,7 @@ class O1Retriever(O1Settings, BaseRetriever):
             query_weight=self.query_weight,
             lexical=lexical,
             feedback=feedback,
+            selection=selection,
         )
 
     @staticmethod
@@ -236,7 +255,8 @@ class O1Retriever(O1Settings, BaseRetriever):
         feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid, search_kwargs, feedback)
+        given = {"k": k, "filter": filter, "think": think, "hybrid": hybrid, "feedback": feedback}
+        settings = self._settings(given, search_kwargs)
         result = self._batcher.call((check_query(query), settings), group=settings)
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
@@ -253,7 +273,8 @@ class O1Retriever(O1Settings, BaseRetriever):
         feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
     ) -> list[Document]:
-        settings = self._settings(k, filter, think, hybrid, search_kwargs, feedback)
+        given = {"k": k, "filter": filter, "think": think, "hybrid": hybrid, "feedback": feedback}
+        settings = self._settings(given, search_kwargs)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
         await run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)

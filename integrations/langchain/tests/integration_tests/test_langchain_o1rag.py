@@ -69,6 +69,47 @@ def test_hybrid_is_a_setting_and_a_per_call_option(embedder: O1Embedder) -> None
     assert filtered and all(d.metadata["title"] == "aspirin" for d in filtered)
 
 
+def test_search_types_as_langchains_vector_store_retrievers(embedder: O1Embedder) -> None:
+    """``search_type="mmr"`` and ``"similarity_score_threshold"`` with LangChain's search_kwargs names,
+    each giving what the core's selection gives."""
+    from o1_rag.search import search
+    from o1_rag.selection import Selection
+
+    plain = _retriever(embedder, k=5, think=False, hybrid=False)
+    ranked = [d.id for d in plain.invoke("aspirin study")]
+    core = plain._collection  # the retriever's own collection, to compare with the core pipeline
+
+    def core_ids(selection: Selection, k: int = 5) -> list[str]:
+        [result] = search(embedder, core, ["aspirin study"], k=k, think="never", selection=selection)
+        return [hit.id for hit in result.hits]
+
+    mmr = _retriever(
+        embedder, k=5, think=False, hybrid=False, search_type="mmr", search_kwargs={"fetch_k": 12}
+    )
+    varied = [d.id for d in mmr.invoke("aspirin study")]
+    assert varied == core_ids(Selection(mmr=0.5, fetch_k=12)) and varied[0] == ranked[0]
+    per_call = [d.id for d in mmr.invoke("aspirin study", search_kwargs={"lambda_mult": 0.0})]
+    assert per_call == core_ids(Selection(mmr=0.0, fetch_k=12)) and per_call != ranked
+    assert [d.id for d in mmr.invoke("aspirin study", search_kwargs={"lambda_mult": 1.0})] == ranked
+    scores = [d.metadata["score"] for d in plain.invoke("aspirin study")]
+    bar = scores[1] - 1e-5
+    above = _retriever(
+        embedder,
+        k=5,
+        think=False,
+        hybrid=False,
+        search_type="similarity_score_threshold",
+        score_threshold=bar,
+    )
+    assert [d.id for d in above.invoke("aspirin study")] == ranked[: sum(s >= bar for s in scores)]
+    with pytest.raises(ValueError, match="needs a score_threshold"):
+        _retriever(embedder, search_type="similarity_score_threshold")
+    with pytest.raises(ValueError, match="unknown search_type 'mmr2'"):
+        _retriever(embedder, search_type="mmr2")
+    with pytest.raises(ValueError, match="lambda_mult"):
+        mmr.invoke("aspirin", search_kwargs={"lambda_mult": 2})
+
+
 def test_filter_and_no_think(embedder: O1Embedder) -> None:
     docs = _retriever(embedder, k=5, think=False).invoke("anything", filter={"title": "coffee"})
     assert docs and all(d.metadata["title"] == "coffee" for d in docs)
