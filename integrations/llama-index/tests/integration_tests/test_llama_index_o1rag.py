@@ -145,6 +145,77 @@ def test_retriever_searches_as_o1rag_search(o1: O1Embedding, embedder: O1Embedde
     assert [n.node.node_id for n in later] == [n.node.node_id for n in nodes]
 
 
+def test_retriever_mmr_mode_and_metadata_filters(
+    o1: O1Embedding, embedder: O1Embedder, tmp_path: Path
+) -> None:
+    from llama_index.core.vector_stores.types import (
+        FilterCondition,
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+    )
+
+    from llama_index.embeddings.o1rag.retriever import chroma_where
+    from o1_rag.lexical import lexical_index
+    from o1_rag.search import search
+    from o1_rag.selection import Selection
+
+    _built(embedder, tmp_path)
+    col = O1Collection.open(open_client(tmp_path), "li-hybrid", embedder.fingerprint)
+
+    def ids(nodes) -> list[str]:
+        return [n.node.node_id for n in nodes]
+
+    def core(selection: Selection, where=None) -> list[str]:
+        [result] = search(
+            embedder,
+            col,
+            ["aspirin study"],
+            k=3,
+            think="never",
+            where=where,
+            lexical=lexical_index(col, str(tmp_path)),
+            selection=selection,
+        )
+        return [hit.id for hit in result.hits]
+
+    never = O1Embedding(embedder=embedder, think="never")
+    common = {"persist_dir": str(tmp_path), "similarity_top_k": 3}
+    plain = ids(never.as_retriever("li-hybrid", **common).retrieve("aspirin study"))
+    mmr = never.as_retriever("li-hybrid", vector_store_query_mode="mmr", mmr_threshold=0.0, **common)
+    varied = ids(mmr.retrieve("aspirin study"))
+    assert varied == core(Selection(mmr=0.0)) and varied != plain and varied[0] == plain[0]
+    relevance_only = never.as_retriever(
+        "li-hybrid", vector_store_query_mode="mmr", mmr_threshold=1.0, **common
+    )
+    assert ids(relevance_only.retrieve("aspirin study")) == plain
+    # MetadataFilters become Chroma's where: on both sides of the hybrid search
+    either = MetadataFilters(
+        filters=[
+            MetadataFilter(key="title", value="coffee study"),
+            MetadataFilter(key="title", value=["sleep study"], operator=FilterOperator.IN),
+        ],
+        condition=FilterCondition.OR,
+    )
+    where = chroma_where(either)
+    assert where == {"$or": [{"title": {"$eq": "coffee study"}}, {"title": {"$in": ["sleep study"]}}]}
+    found = never.as_retriever("li-hybrid", filters=either, **common).retrieve("aspirin study")
+    assert {n.node.metadata["title"] for n in found} == {"coffee study", "sleep study"}
+    assert ids(found) == core(Selection(), where)
+    one = MetadataFilters(filters=[MetadataFilter(key="title", value="sleep study")])
+    assert chroma_where(one) == {"title": {"$eq": "sleep study"}}
+    with pytest.raises(ValueError, match="not both"):
+        never.as_retriever("li-hybrid", filters=one, where={"title": "x"}, **common)
+    with pytest.raises(ValueError, match="has no Chroma form"):
+        chroma_where(
+            MetadataFilters(filters=[MetadataFilter(key="t", value="x", operator=FilterOperator.CONTAINS)])
+        )
+    with pytest.raises(ValueError, match="vector_store_query_mode 'hybrid' is not supported"):
+        never.as_retriever("li-hybrid", vector_store_query_mode="hybrid", **common)
+    with pytest.raises(ValueError, match="lambda_mult"):
+        never.as_retriever("li-hybrid", vector_store_query_mode="mmr", mmr_threshold=3, **common)
+
+
 def test_retriever_bad_input(o1: O1Embedding, embedder: O1Embedder, tmp_path: Path) -> None:
     _built(embedder, tmp_path)
     with pytest.raises(ValueError, match="similarity_top_k must be a whole number > 0, got 0"):

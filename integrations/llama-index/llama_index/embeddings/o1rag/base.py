@@ -220,7 +220,8 @@ class O1Embedding(O1Settings, BaseEmbedding):
     def as_retriever(self, collection_name: str, **kwargs: Any) -> Any:
         """An ``O1Retriever`` over the o1-rag collection ``collection_name`` with this embedding's thinking
         settings: the gate's ``think="auto"``, hybrid search with BM25 (``similarity_top_k``, ``persist_dir``,
-        ``client``, ``hybrid``, ``feedback``, ``where``: see ``O1Retriever``)."""
+        ``client``, ``hybrid``, ``feedback``, ``filters``, ``where``, ``vector_store_query_mode``,
+        ``mmr_threshold``, ``mmr_prefetch_k``: see ``O1Retriever``)."""
         from llama_index.embeddings.o1rag.retriever import O1Retriever
 
         return O1Retriever(self, collection_name, **kwargs)

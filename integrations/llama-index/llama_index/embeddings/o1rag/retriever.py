@@ -10,6 +10,12 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilters,
+    VectorStoreQueryMode,
+)
 
 from llama_index.embeddings.o1rag.base import O1Embedding, O1ThoughtsEvent, stored_node
 from o1_rag.batching import MicroBatcher
@@ -17,10 +23,47 @@ from o1_rag.feedback import FEEDBACK_DOCS, check_feedback
 from o1_rag.indexing import LLAMA_INDEX_NODE
 from o1_rag.lexical import lexical_index
 from o1_rag.search import QueryResult, check_query, search
+from o1_rag.selection import FETCH_K, LAMBDA_MULT, Selection
 from o1_rag.store import O1Collection, SearchHit, default_db_path, open_client
 
 dispatcher = get_dispatcher(__name__)
 logger = logging.getLogger(__name__)
+
+_OPERATORS = {
+    FilterOperator.EQ: "$eq",
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+}
+
+
+def chroma_where(filters: MetadataFilters) -> dict[str, Any]:
+    """LlamaIndex ``MetadataFilters`` (nested, ``and`` / ``or``) as a Chroma ``where`` filter.
+
+    Raises:
+        ValueError: an operator or condition Chroma's metadata filter has no form for.
+    """
+    parts = []
+    for item in filters.filters:
+        if isinstance(item, MetadataFilters):
+            parts.append(chroma_where(item))
+            continue
+        if item.operator not in _OPERATORS:
+            known = ", ".join(op.value for op in _OPERATORS)
+            raise ValueError(f"filter operator '{item.operator.value}' has no Chroma form: use {known}")
+        parts.append({item.key: {_OPERATORS[item.operator]: item.value}})
+    if not parts:
+        raise ValueError("MetadataFilters holds no filter")
+    if len(parts) == 1:
+        return parts[0]
+    condition = filters.condition or FilterCondition.AND
+    if condition not in (FilterCondition.AND, FilterCondition.OR):
+        raise ValueError(f"filter condition '{condition.value}' has no Chroma form: use and, or")
+    return {f"${condition.value}": parts}
 
 
 class O1Retriever(BaseRetriever):
@@ -31,7 +74,12 @@ class O1Retriever(BaseRetriever):
     - ``think="auto"`` (the embedding's setting) lets the model's gate decide per query from the query-only
       hits whether to think (an embedding alone has no hits to judge from, so it thinks on every query);
     - ``hybrid=True`` (default) fuses the dense ranking with BM25's, built from the collection and kept in
-      step with it; ``feedback=N`` adds pseudo-relevance feedback (off by default; see the README).
+      step with it; ``feedback=N`` adds pseudo-relevance feedback (off by default; see the README);
+    - ``vector_store_query_mode="mmr"`` chooses ``similarity_top_k`` varied nodes from the
+      ``mmr_prefetch_k`` best by maximal marginal relevance, ``mmr_threshold`` trading relevance (1)
+      against variety (0), as LlamaIndex's vector stores name it (``o1_rag.selection``);
+    - ``filters`` (LlamaIndex ``MetadataFilters``) or ``where`` (a Chroma filter) keep to matching nodes on
+      both sides of a hybrid search.
 
     The thinking settings (``num_thoughts``, ``max_new_tokens``, ``query_weight``, ``use_cache`` ...) and
     the batching (``batch_window_ms``, ``max_batch``: concurrent queries share one batched think + search
@@ -61,6 +109,10 @@ class O1Retriever(BaseRetriever):
         hybrid: bool = True,
         feedback: int = FEEDBACK_DOCS,
         where: dict[str, Any] | None = None,
+        filters: MetadataFilters | None = None,
+        vector_store_query_mode: str | VectorStoreQueryMode = VectorStoreQueryMode.DEFAULT,
+        mmr_threshold: float | None = None,
+        mmr_prefetch_k: int = FETCH_K,
         callback_manager: CallbackManager | None = None,
     ) -> None:
         if (
@@ -73,7 +125,24 @@ class O1Retriever(BaseRetriever):
         self.similarity_top_k = similarity_top_k
         self.hybrid = hybrid
         self.feedback = check_feedback(feedback)
-        self.where = where
+        if filters is not None and where is not None:
+            raise ValueError("give filters (LlamaIndex) or where (Chroma), not both")
+        if filters is not None and not isinstance(filters, MetadataFilters):
+            raise ValueError(f"filters must be a LlamaIndex MetadataFilters, got {type(filters).__name__}")
+        self.where = chroma_where(filters) if filters is not None else where
+        try:
+            mode = VectorStoreQueryMode(vector_store_query_mode)
+        except ValueError:
+            mode = None
+        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+            raise ValueError(
+                f"vector_store_query_mode {str(vector_store_query_mode)!r} is not supported: use default, mmr"
+            )
+        self.selection = (
+            Selection(mmr=LAMBDA_MULT if mmr_threshold is None else mmr_threshold, fetch_k=mmr_prefetch_k)
+            if mode == VectorStoreQueryMode.MMR
+            else Selection()
+        )
         embedder = embedding.embedder
         self._lexical_db = None if client is not None else str(persist_dir or default_db_path())
         if client is None:
@@ -99,6 +168,7 @@ class O1Retriever(BaseRetriever):
             query_weight=e.query_weight,
             lexical=lexical,
             feedback=self.feedback,
+            selection=self.selection,
         )
 
     @staticmethod
