@@ -154,7 +154,8 @@ def search(
                 out.print(styled("thinking:", "bold cyan", result.decision.describe()))
             for i, thought in enumerate(result.thoughts, start=1):
                 out.print(styled(f"thought {i}:", "bold cyan", thought))
-        table = Table(title=clean(f"{collection}: {text}"), title_justify="left")
+        order = f" (chosen by MMR, lambda {mmr:g}, from the best {fetch_k})" if mmr is not None else ""
+        table = Table(title=clean(f"{collection}: {text}{order}"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("fused" if hybrid else "cosine", justify="right")
         if hybrid:
