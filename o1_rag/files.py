@@ -1,12 +1,14 @@
 """The one home of file helpers: atomic writes (a file or a whole folder is built beside its target, then
-renamed into place, so readers see the old version or the complete new one, never a part), a cross-process
-lock, a file checksum, and reading a JSON or TOML file with a one-line error."""
+renamed into place, so readers see the old version or the complete new one, never a part), resumable
+append-only JSONL files, a cross-process lock, a file checksum, and reading a JSON or TOML file with a
+one-line error."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -20,6 +22,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+logger = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
@@ -40,6 +44,43 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def finished_keys(output: str | Path, key: str, error: type[Exception], what: str) -> set[str]:
+    """The ``key`` field of each record already in the append-only JSONL file ``output`` (empty when it does
+    not exist); a torn last line (a kill mid-write) is cut away first. A line that is not such a record
+    raises ``error`` naming it (``what``: the kind of record, for the message)."""
+    output = Path(output)
+    if not output.exists():
+        return set()
+    data = output.read_bytes()
+    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        logger.warning("%s: removing a half-written last line", output)
+        with open(output, "r+b") as handle:
+            handle.truncate(len(keep))
+    done = set()
+    # split on "\n" only: str.splitlines() would also split inside texts holding U+2028 and the like
+    for lineno, line in enumerate(keep.decode("utf-8").split("\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            done.add(str(json.loads(line)[key]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise error(f"{output}:{lineno}: not {what}; use another output file") from None
+    return done
+
+
+def append_lines(output: str | Path, lines: list[str]) -> None:
+    """Append whole lines to ``output`` and make them durable before returning (the unit a resumable job
+    may lose is the lines of one call)."""
+    if not lines:
+        return
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def replace_directory(source: str | Path, target: str | Path) -> Path:

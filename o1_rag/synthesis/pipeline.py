@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from o1_rag.data import (
     load_qrels,
     load_queries,
 )
-from o1_rag.files import atomic_write
+from o1_rag.files import append_lines, atomic_write, finished_keys
 from o1_rag.synthesis.committee import BM25Member, Member, vote
 from o1_rag.synthesis.expert import Expert, expert_prompt, pick_examples
 
@@ -104,24 +103,7 @@ def load_training_queries(
 
 def finished_ids(output: Path) -> set[str]:
     """Query ids already in ``output``; a torn last line (a kill mid-write) is removed first."""
-    if not output.exists():
-        return set()
-    data = output.read_bytes()
-    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
-    if len(keep) != len(data):
-        logger.warning("%s: removing a half-written last line", output)
-        with open(output, "r+b") as handle:
-            handle.truncate(len(keep))
-    done = set()
-    # split on "\n" only: str.splitlines() would also split inside texts holding U+2028 and the like
-    for lineno, line in enumerate(keep.decode("utf-8").split("\n")[:-1], start=1):
-        if not line.strip():
-            continue
-        try:
-            done.add(str(json.loads(line)["query_id"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise DataError(f"{output}:{lineno}: not a synthesis record; use another --output") from None
-    return done
+    return finished_keys(output, "query_id", DataError, "a synthesis record")
 
 
 TEXT_FIELDS = ("query", "positives", "negatives")
@@ -233,10 +215,7 @@ def synthesize(
                     ensure_ascii=False,
                 )
             )
-        with open(output, "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_lines(output, lines)
         written += len(lines)
         if progress:
             progress(written, len(todo))
