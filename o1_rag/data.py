@@ -115,7 +115,35 @@ def load_corpus(data_dir: str | Path) -> list[Document]:
 
 def load_queries(data_dir: str | Path, filename: str = "queries.jsonl") -> dict[str, str]:
     """``{query_id: text}`` from ``queries.jsonl``."""
-    path = _check_dir(data_dir) / filename
+    return _jsonl_queries(_check_dir(data_dir) / filename)
+
+
+def read_query_file(path: str | Path) -> dict[str, str]:
+    """``{query_id: text}`` from a file of queries: a BEIR folder (its ``queries.jsonl``), a ``.jsonl`` file
+    of ``{"_id", "text"}`` records, or plain text with one query per non-blank line (its id: the line
+    number). Duplicate ids and blank queries are errors naming them."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "queries.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix == ".jsonl":
+        queries = _jsonl_queries(path)
+    else:
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8 text") from None
+        queries = {str(n): line.strip() for n, line in enumerate(lines, start=1) if line.strip()}
+    for qid, text in queries.items():
+        if not text.strip():
+            raise DataError(f"{path}: query '{qid}' is blank")
+    if not queries:
+        raise DataError(f"{path}: no queries")
+    return queries
+
+
+def _jsonl_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     for lineno, record in iter_jsonl(path):
         qid = _field(record, "_id", path, lineno)

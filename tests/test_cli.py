@@ -122,6 +122,56 @@ def test_search_mmr_and_min_score(indexed: dict[str, str]) -> None:
     _usage_error(_invoke("search", "aspirin study", *common, "--min-score", "2"), "--min-score")
 
 
+def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Path) -> None:
+    """``--queries``: each record is what one ``--json`` search gives; a run killed mid-write resumes with
+    the missing queries only."""
+    queries = ["aspirin study", "coffee and sleep", "insulin", "statins", "zebrafish heart"]
+    (tmp_path / "q.txt").write_text("\n".join(queries) + "\n")
+    out = tmp_path / "run.jsonl"
+    common = ["-c", "tiny", "--db", indexed["db"], "--model", indexed["model"], "-k", "4"]
+    common += ["-n", "1", "--max-new-tokens", "4", "--think", "always"]
+    result = _invoke("search", "--queries", tmp_path / "q.txt", "-o", out, *common)
+    assert result.exit_code == 0, result.output
+    assert "5 queries searched (0 already there), thought on 5 of 5" in result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["query_id"] for r in records] == ["1", "2", "3", "4", "5"]
+    for query, record in zip(queries, records, strict=True):
+        one = json.loads(_invoke("search", query, *common, "--json").output)
+        assert record["query"] == query and record["thoughts"] == one["thoughts"]  # cached thoughts
+        assert [h["id"] for h in record["hits"]] == [h["id"] for h in one["hits"]]
+        assert record["hits"][0]["text"] == one["hits"][0]["text"]
+    # killed while writing the third record: two whole lines and a torn one
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:2]) + lines[2][:30])
+    again = _invoke("search", "--queries", tmp_path / "q.txt", "-o", out, *common)
+    assert "3 queries searched (2 already there)" in again.output, again.output
+    assert [json.loads(line)["query_id"] for line in out.read_text().splitlines()] == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
+    done = _invoke("search", "--queries", tmp_path / "q.txt", "-o", out, *common)
+    assert "0 queries searched (5 already there)" in done.output
+    slim = tmp_path / "slim.jsonl"
+    _invoke("search", "--queries", tmp_path / "q.txt", "-o", slim, "--ids-only", *common)
+    assert all("text" not in h for line in slim.read_text().splitlines() for h in json.loads(line)["hits"])
+    # user mistakes: one line each
+    _one_line_error(_invoke("search", "--queries", tmp_path / "q.txt", *common), "--queries needs --output")
+    _one_line_error(
+        _invoke("search", "x", "--queries", tmp_path / "q.txt", "-o", out, *common), "one of the two"
+    )
+    _one_line_error(_invoke("search", *common), "one of the two")
+    _one_line_error(_invoke("search", "x", "-o", out, *common), "go with --queries")
+    _one_line_error(_invoke("search", "--queries", tmp_path / "no.txt", "-o", out, *common), "file not found")
+    (tmp_path / "other.jsonl").write_text('{"id": 1}\n')
+    _one_line_error(
+        _invoke("search", "--queries", tmp_path / "q.txt", "-o", tmp_path / "other.jsonl", *common),
+        "other.jsonl:1: not a search record",
+    )
+
+
 def test_search_json_no_think(indexed: dict[str, str]) -> None:
     result = _invoke(
         "search",

@@ -76,3 +76,30 @@ def test_real_scifact_loads() -> None:
     qrels = load_qrels(folder)
     queries = load_queries(folder)
     assert set(qrels) <= set(queries)
+
+
+def test_read_query_file_forms(tmp_path: Path) -> None:
+    from o1_rag.data import read_query_file
+
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "aspirin"}\n{"_id": 7, "text": "coffee"}\n')
+    assert read_query_file(beir) == {"q1": "aspirin", "7": "coffee"}
+    assert read_query_file(beir / "queries.jsonl") == {"q1": "aspirin", "7": "coffee"}
+    lines = tmp_path / "queries.txt"
+    lines.write_text("aspirin and the heart\r\n\n  coffee  \nsleep")
+    assert read_query_file(lines) == {"1": "aspirin and the heart", "3": "coffee", "4": "sleep"}
+    for body, message in [
+        ("\n \n", "no queries"),
+        ('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n', "duplicate _id 'a'"),
+        ('{"_id": "a", "text": "  "}\n', "query 'a' is blank"),
+    ]:
+        bad = tmp_path / ("bad.jsonl" if body.startswith("{") else "bad.txt")
+        bad.write_text(body)
+        with pytest.raises(DataError, match=message):
+            read_query_file(bad)
+    with pytest.raises(DataError, match="file not found"):
+        read_query_file(tmp_path / "missing.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_query_file(tmp_path / "latin1.txt")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -28,8 +29,22 @@ from o1_rag.selection import FETCH_K
 
 @with_groups
 def search(
-    text: Annotated[str, typer.Argument(help="The query.")],
-    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")],
+    text: Annotated[str | None, typer.Argument(help="The query (or --queries FILE).")] = None,
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")] = "",
+    queries_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--queries",
+            help="Search every query of a file instead: a BEIR folder or .jsonl ({_id, text}), or text with "
+            "one query per line; batched, written to --output as JSON lines (resumable).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --queries: the JSON-lines file to append to.")
+    ] = None,
+    ids_only: Annotated[
+        bool, typer.Option("--ids-only", help="With --queries: leave the documents' titles and texts out.")
+    ] = False,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many documents to return.")] = 10,
     think: Annotated[
         Literal[THINK_CHOICES],  # the choices are the library's
@@ -92,15 +107,29 @@ def search(
     no_cache: NoCacheOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Think about the query, embed it and print the best documents of a collection."""
+    """Think about the query, embed it and print the best documents of a collection; with --queries, search
+    every query of a file in batches into a JSON-lines file."""
 
     def body() -> None:
         from o1_rag import search as pipeline
+        from o1_rag.data import read_query_file
         from o1_rag.gate import think_choice
         from o1_rag.selection import Selection
         from o1_rag.store import O1Collection
 
-        pipeline.check_query(text)
+        if (text is None) == (queries_file is None):
+            raise ValueError("give the query as TEXT or a file of queries with --queries (one of the two)")
+        if queries_file is None and (output is not None or ids_only):
+            raise ValueError("--output and --ids-only go with --queries")
+        if queries_file is not None and output is None:
+            raise ValueError("--queries needs --output FILE (JSON lines, appended; a re-run resumes)")
+        if queries_file is not None and (as_json or show_thoughts):
+            raise ValueError(
+                "--queries writes JSON lines to --output: --json and --show-thoughts are for one query"
+            )
+        batch = read_query_file(queries_file) if queries_file is not None else None
+        if text is not None:
+            pipeline.check_query(text)
         selection = Selection(mmr=mmr, fetch_k=fetch_k, min_score=min_score)
         params = sampling.params()
         mode = "never" if no_think else think_choice(think)
@@ -120,18 +149,19 @@ def search(
             from o1_rag.lexical import lexical_index
 
             lexical = lexical_index(target, store.lexical_db())
-        [result] = pipeline.search(
-            embedder,
-            target,
-            [text],
-            k=k,
-            think=mode,
-            params=params,
-            use_cache=not no_cache,
-            lexical=lexical,
-            feedback=feedback,
-            selection=selection,
-        )
+        how = {
+            "k": k,
+            "think": mode,
+            "params": params,
+            "use_cache": not no_cache,
+            "lexical": lexical,
+            "feedback": feedback,
+            "selection": selection,
+        }
+        if batch is not None and output is not None:
+            _search_file(embedder, target, batch, output, texts=not ids_only, **how)
+            return
+        [result] = pipeline.search(embedder, target, [text or ""], **how)
         if as_json:
             found = result.to_dict()
             payload = {
@@ -179,6 +209,42 @@ def search(
         out.print(table)
 
     run_command(verbose, body)
+
+
+def _search_file(
+    embedder: Any, target: Any, queries: dict[str, str], output: Path, texts: bool, **how: Any
+) -> None:
+    """``o1rag search --queries``: every query into ``output`` (``how``: ``search``'s settings), with a
+    progress bar and a summary line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from o1_rag.bulk import pending, search_to_file
+    from o1_rag.cli._common import err
+
+    pending(queries, output)  # a file that is not a search run fails here, before the progress bar
+    columns = (
+        TextColumn("{task.description}", style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(f"searching {target.name}", total=None)
+        report = search_to_file(
+            embedder,
+            target,
+            queries,
+            output,
+            texts=texts,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **how,
+        )
+    out.print(
+        clean(
+            f"{output}: {report.searched} queries searched ({report.skipped} already there), thought on "
+            f"{report.thought} of {report.searched}; {report.queries_per_second:.1f} queries/s"
+        )
+    )
 
 
 @with_groups
