@@ -122,7 +122,7 @@ def test_search_mmr_and_min_score(indexed: dict[str, str]) -> None:
     _usage_error(_invoke("search", "aspirin study", *common, "--min-score", "2"), "--min-score")
 
 
-def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Path) -> None:
+def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Path, tiny_corpus: Path) -> None:
     """``--queries``: each record is what one ``--json`` search gives; a run killed mid-write resumes with
     the missing queries only."""
     queries = ["aspirin study", "coffee and sleep", "insulin", "statins", "zebrafish heart"]
@@ -157,6 +157,18 @@ def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Pat
     slim = tmp_path / "slim.jsonl"
     _invoke("search", "--queries", tmp_path / "q.txt", "-o", slim, "--ids-only", *common)
     assert all("text" not in h for line in slim.read_text().splitlines() for h in json.loads(line)["hits"])
+    # a BEIR folder's queries, scored against its judgements by `eval runs`
+    judged = tmp_path / "judged.jsonl"
+    assert _invoke("search", "--queries", tiny_corpus, "-o", judged, *common).exit_code == 0
+    [record] = [json.loads(line) for line in judged.read_text().splitlines()]
+    rank = next((h["rank"] for h in record["hits"] if h["id"] == "d0"), None)  # q1's judged document
+    scored = _invoke("eval", "runs", judged, slim, "--qrels", tiny_corpus, "--json")
+    assert scored.exit_code == 1 and "none of its query ids is judged" in scored.output  # slim: ids 1..5
+    scored = json.loads(_invoke("eval", "runs", judged, "--qrels", tiny_corpus, "--json").output)
+    assert scored["judged_queries"] == 1 and scored["runs"]["judged"]["queries"] == 1
+    assert scored["runs"]["judged"]["mrr@10"] == pytest.approx(1 / rank if rank else 0.0)
+    table = _invoke("eval", "runs", judged, "--qrels", tiny_corpus)
+    assert table.exit_code == 0 and "ndcg@10" in table.output and "judged" in table.output
     # user mistakes: one line each
     _one_line_error(_invoke("search", "--queries", tmp_path / "q.txt", *common), "--queries needs --output")
     _one_line_error(

@@ -339,3 +339,43 @@ def test_report_says_when_a_query_did_not_think(tmp_path: Path) -> None:
     report = (write_ir_report(result, tmp_path / "report", "o1rag eval ir tiny") / "report.md").read_text()
     assert "- `q1`: aspirin thins the blood and more\n" in report
     assert "- `q2`: (no thoughts: it did not think)\n" in report
+
+
+def test_run_files_are_scored_by_rank_over_every_judged_query(tmp_path: Path) -> None:
+    """A run file of ``o1rag search --queries``: the file's ranks decide (not its scores, which MMR leaves
+    out of order), a judged query the run lacks scores 0, and the first run is the baseline."""
+    from o1_rag.evaluation.run_files import read_run_file, score_run_files
+
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\nq2\td5\t1\n")
+
+    def write(name: str, records: list[dict]) -> Path:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        return path
+
+    hits = [{"rank": 1, "id": "d3", "score": 0.1}, {"rank": 2, "id": "d0", "score": 0.9}]
+    second = write("second", [{"query_id": "q1", "hits": hits}, {"query_id": "q9", "hits": []}])
+    first = write(
+        "first",
+        [{"query_id": "q1", "hits": [hits[1]]}, {"query_id": "q2", "hits": [{"rank": 1, "id": "d5"}]}],
+    )
+    assert read_run_file(second) == {"q1": {"d3": 1.0, "d0": 0.5}, "q9": {}}
+    found = score_run_files([first, second], data)
+    assert found.names == ["first", "second"] and found.judged == 2
+    assert found.covered == {"first": 2, "second": 1}
+    assert found.scores["first"]["mrr@10"] == pytest.approx(1.0)
+    assert found.scores["second"]["mrr@10"] == pytest.approx(0.25)  # d0 at rank 2 for q1; q2 missing: 0
+    assert found.scores["second"]["ndcg@10"] == pytest.approx((1 / math.log2(3)) / 2)
+    assert set(found.p_values) == {"second"}
+    assert json.loads(found.to_json())["runs"]["second"]["queries"] == 1
+    unjudged = write("unjudged", [{"query_id": "x", "hits": hits}])
+    with pytest.raises(DataError, match="none of its query ids is judged"):
+        score_run_files([unjudged], data)
+    twice = write("twice", [{"query_id": "q1", "hits": hits}, {"query_id": "q1", "hits": hits}])
+    with pytest.raises(DataError, match="twice.jsonl:2: query 'q1' appears twice"):
+        read_run_file(twice)
+    broken = write("broken", [{"query_id": "q1", "hits": [{"id": "d1"}]}])
+    with pytest.raises(DataError, match="broken.jsonl:1: not a search record"):
+        read_run_file(broken)

@@ -1,4 +1,4 @@
-"""``o1rag eval``: ``ir``, ``table``, ``frontier`` and ``rag``."""
+"""``o1rag eval``: ``ir``, ``table``, ``runs``, ``frontier`` and ``rag``."""
 
 from __future__ import annotations
 
@@ -157,6 +157,43 @@ def eval_table(
         columns = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
         summary = summarize(list(reports), metric, columns, pair, list(against) if against else None)
         typer.echo(summary.markdown(), nl=False)
+
+    run_command(verbose, body)
+
+
+def eval_runs(
+    runs: Annotated[list[Path], typer.Argument(help="Run files written by 'o1rag search --queries'.")],
+    qrels: Annotated[Path, typer.Option("--qrels", help="BEIR folder whose judgements score the runs.")],
+    qrels_file: Annotated[str, typer.Option("--qrels-file", help="Judgements file in it.")] = "qrels.tsv",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score run files of 'o1rag search --queries' (nDCG@10, Recall@100, MRR@10; paired t-test of each
+    against the first) over every judged query; no model is run."""
+
+    def body() -> None:
+        from o1_rag.evaluation.run_files import METRICS, score_run_files
+
+        found = score_run_files(list(runs), qrels, qrels_file)
+        if as_json:
+            typer.echo(found.to_json())
+            return
+        table = Table(
+            title=clean(f"{found.judged} judged queries ({qrels / qrels_file})"), title_justify="left"
+        )
+        for column in ("run", "queries", *METRICS, "p (ndcg@10) vs first"):
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for name in found.names:
+            p_value = found.p_values.get(name, {}).get("ndcg@10")
+            table.add_row(
+                clean(name),
+                str(found.covered[name]),
+                *(f"{found.scores[name][m]:.4f}" for m in METRICS),
+                "" if p_value is None else f"{p_value:.3g}",
+            )
+        out.print(table)
 
     run_command(verbose, body)
 
