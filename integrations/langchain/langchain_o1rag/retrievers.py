@@ -196,6 +196,16 @@ class O1Retriever(O1Settings, BaseRetriever):
             self._selection(s["fetch_k"], s["lambda_mult"], s["score_threshold"]),
         )
 
+    @staticmethod
+    def _per_call(selection: dict[str, Any]) -> dict[str, Any]:
+        """The per-call ``fetch_k``, ``lambda_mult`` and ``score_threshold``; any other name is an error."""
+        unknown = sorted(set(selection) - {"fetch_k", "lambda_mult", "score_threshold"})
+        if unknown:
+            raise ValueError(
+                f"unknown argument '{unknown[0]}': use {', '.join(SEARCH_KWARGS)} or search_kwargs"
+            )
+        return selection
+
     def _selection(self, fetch_k: int, lambda_mult: float, score_threshold: float | None) -> Selection:
         if self.search_type not in SEARCH_TYPES:
             raise ValueError(f"unknown search_type '{self.search_type}': use {', '.join(SEARCH_TYPES)}")
@@ -254,9 +264,10 @@ class O1Retriever(O1Settings, BaseRetriever):
         hybrid: bool | None = None,
         feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
+        **selection: Any,
     ) -> list[Document]:
         given = {"k": k, "filter": filter, "think": think, "hybrid": hybrid, "feedback": feedback}
-        settings = self._settings(given, search_kwargs)
+        settings = self._settings({**given, **self._per_call(selection)}, search_kwargs)
         result = self._batcher.call((check_query(query), settings), group=settings)
         run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)
@@ -272,9 +283,10 @@ class O1Retriever(O1Settings, BaseRetriever):
         hybrid: bool | None = None,
         feedback: int | None = None,
         search_kwargs: dict[str, Any] | None = None,
+        **selection: Any,
     ) -> list[Document]:
         given = {"k": k, "filter": filter, "think": think, "hybrid": hybrid, "feedback": feedback}
-        settings = self._settings(given, search_kwargs)
+        settings = self._settings({**given, **self._per_call(selection)}, search_kwargs)
         result = await self._batcher.submit((check_query(query), settings), group=settings)
         await run_manager.get_child().on_custom_event(THOUGHTS_EVENT, _event(query, result))
         return self._documents(result)

@@ -91,6 +91,9 @@ def test_search_types_as_langchains_vector_store_retrievers(embedder: O1Embedder
     per_call = [d.id for d in mmr.invoke("aspirin study", search_kwargs={"lambda_mult": 0.0})]
     assert per_call == core_ids(Selection(mmr=0.0, fetch_k=12)) and per_call != ranked
     assert [d.id for d in mmr.invoke("aspirin study", search_kwargs={"lambda_mult": 1.0})] == ranked
+    assert [d.id for d in mmr.invoke("aspirin study", lambda_mult=0.0)] == per_call  # a keyword per call
+    with pytest.raises(ValueError, match="unknown argument 'lambda'"):
+        mmr.invoke("aspirin study", **{"lambda": 0.0})
     scores = [d.metadata["score"] for d in plain.invoke("aspirin study")]
     bar = scores[1] - 1e-5
     above = _retriever(
