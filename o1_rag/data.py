@@ -200,3 +200,60 @@ def load_answers(path: str | Path) -> dict[str, str]:
     if not answers:
         raise DataError(f"{path}: no answers")
     return answers
+
+
+CHUNK_WORDS = 180  # about 240 word pieces: within the bundled encoder's 256-token window
+
+
+def chunk_text(text: str, max_words: int = CHUNK_WORDS) -> list[str]:
+    """``text`` cut into passages of at most ``max_words`` words: whole paragraphs (blank-line separated)
+    packed together while they fit, a longer paragraph cut between words. Runs of white space inside a
+    paragraph become one space; empty text gives no passage."""
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    chunks: list[str] = []
+    current: list[str] = []
+    for paragraph in (" ".join(p.split()) for p in text.replace("\r\n", "\n").split("\n\n")):
+        words = paragraph.split(" ") if paragraph else []
+        while len(words) > max_words:  # a paragraph longer than a passage: whole passages of it first
+            if current:
+                chunks.append("\n\n".join(current))
+                current = []
+            chunks.append(" ".join(words[:max_words]))
+            words = words[max_words:]
+        if not words:
+            continue
+        if current and sum(len(p.split(" ")) for p in current) + len(words) > max_words:
+            chunks.append("\n\n".join(current))
+            current = []
+        current.append(" ".join(words))
+    if current:
+        chunks.append("\n\n".join(current))
+    return chunks
+
+
+def load_text_files(folder: str | Path, patterns: list[str], max_words: int = CHUNK_WORDS) -> list[Document]:
+    """The text files under ``folder`` matching any of the glob ``patterns`` (e.g. ``**/*.md``), each cut
+    into passages by ``chunk_text``: a passage's id is the file's path relative to ``folder`` with
+    ``#`` and its number (``notes/a.md#0``), its title that path. Files come in sorted path order.
+
+    Raises:
+        DataError: not a folder, no file matching, or a file that is not UTF-8 text (named).
+    """
+    root = _check_dir(folder)
+    files = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+    if not files:
+        raise DataError(f"{root}: no file matches {', '.join(patterns)}")
+    docs: list[Document] = []
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte at offset {exc.start})") from None
+        docs.extend(
+            Document(f"{name}#{n}", name, chunk) for n, chunk in enumerate(chunk_text(text, max_words))
+        )
+    if not docs:
+        raise DataError(f"{root}: the files matching {', '.join(patterns)} hold no text")
+    return docs

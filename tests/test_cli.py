@@ -184,6 +184,33 @@ def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Pat
     )
 
 
+def test_index_a_folder_of_text_files(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """``--glob``: files cut into passages; an edited file's passages are embedded again, a deleted file's
+    removed with --prune; the file's path comes back as the hit's title."""
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "coffee.md").write_text("Coffee keeps people awake at night.\n\nEspresso is strong coffee.\n")
+    (notes / "sub" / "zebrafish.md").write_text("Zebrafish regrow their heart after injury.\n")
+    (notes / "ignored.txt").write_text("not matched by the pattern")
+    base = ["-c", "notes", "--db", tmp_path / "db", "--model", tiny_model_dir]
+    first = _invoke("index", notes, "--glob", "**/*.md", "--chunk-words", "6", *base)
+    assert first.exit_code == 0, first.output
+    assert "3 documents (3 added" in first.output  # coffee.md in two passages, zebrafish.md in one
+    found = json.loads(_invoke("search", "zebrafish heart", *base, "--no-think", "--json").output)
+    hit = next(h for h in found["hits"] if h["id"] == "sub/zebrafish.md#0")
+    assert hit["title"] == "sub/zebrafish.md" and hit["lexical_score"]
+    (notes / "coffee.md").write_text("Coffee keeps people awake at night.\n\nTea is milder.\n")
+    (notes / "sub" / "zebrafish.md").unlink()
+    again = _invoke("index", notes, "--glob", "**/*.md", "--chunk-words", "6", "--prune", *base)
+    assert "(0 added, 1 updated, 1 unchanged, 1 removed" in again.output, again.output
+    found = json.loads(_invoke("search", "tea", *base, "--no-think", "--json").output)
+    assert {h["id"] for h in found["hits"]} == {"coffee.md#0", "coffee.md#1"}
+    _one_line_error(_invoke("index", notes, "--glob", "*.pdf", *base), "no file matches *.pdf")
+    _one_line_error(
+        _invoke("index", notes, "--glob", "*.md", "--ray", "local", *base), "--glob cannot be used"
+    )
+
+
 def test_search_json_no_think(indexed: dict[str, str]) -> None:
     result = _invoke(
         "search",

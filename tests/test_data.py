@@ -103,3 +103,45 @@ def test_read_query_file_forms(tmp_path: Path) -> None:
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(DataError, match="not UTF-8"):
         read_query_file(tmp_path / "latin1.txt")
+
+
+def test_chunk_text_packs_paragraphs_and_cuts_long_ones() -> None:
+    from o1_rag.data import chunk_text
+
+    assert chunk_text("") == [] and chunk_text("\n\n  \n") == []
+    assert chunk_text("one two\nthree\n\nfour", max_words=10) == ["one two three\n\nfour"]
+    assert chunk_text("a b c\n\nd e f\n\ng", max_words=4) == ["a b c", "d e f\n\ng"]
+    long = " ".join(f"w{i}" for i in range(10))
+    assert chunk_text(f"x y\n\n{long}\n\nz", max_words=4) == [
+        "x y",
+        "w0 w1 w2 w3",
+        "w4 w5 w6 w7",
+        "w8 w9\n\nz",
+    ]
+    for chunk in chunk_text("\n\n".join(" ".join(["word"] * n) for n in (3, 170, 40, 200, 1)), 180):
+        assert 1 <= len(chunk.split()) <= 180
+    with pytest.raises(ValueError, match="max_words"):
+        chunk_text("a", 0)
+
+
+def test_load_text_files(tmp_path: Path) -> None:
+    from o1_rag.data import load_text_files
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "coffee.md").write_text("# Coffee\n\nCoffee keeps people awake.\n")
+    (tmp_path / "b.txt").write_text(" ".join(["sleep"] * 7))
+    (tmp_path / "skip.bin").write_bytes(b"\x00\x01")
+    docs = load_text_files(tmp_path, ["**/*.md", "*.txt"], max_words=6)
+    assert [(d.id, d.title) for d in docs] == [
+        ("b.txt#0", "b.txt"),
+        ("b.txt#1", "b.txt"),
+        ("notes/coffee.md#0", "notes/coffee.md"),
+    ]
+    assert docs[2].text == "# Coffee\n\nCoffee keeps people awake."
+    with pytest.raises(DataError, match="no file matches"):
+        load_text_files(tmp_path, ["*.pdf"])
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match="bad.txt: not UTF-8"):
+        load_text_files(tmp_path, ["*.txt"])
+    with pytest.raises(DataError, match="not a directory"):
+        load_text_files(tmp_path / "b.txt", ["*"])

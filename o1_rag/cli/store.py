@@ -11,11 +11,15 @@ from rich.table import Table
 
 from o1_rag.cli._common import EncoderOpt, NoLexicalOpt, VerboseOpt, clean, err, out, run_command
 from o1_rag.cli._groups import ModelOptions, StoreOptions, with_groups
+from o1_rag.data import CHUNK_WORDS
 
 
 @with_groups
 def index(
-    data_dir: Annotated[Path, typer.Argument(help="BEIR-format folder holding corpus.jsonl.")],
+    data_dir: Annotated[
+        Path,
+        typer.Argument(help="BEIR-format folder holding corpus.jsonl, or a folder of text files (--glob)."),
+    ],
     collection: Annotated[
         str | None, typer.Option("--collection", "-c", help="[default: folder name]")
     ] = None,
@@ -25,6 +29,17 @@ def index(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Documents embedded and written per step.")
     ] = 32,
+    globs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--glob",
+            help="Index the text files under DATA_DIR matching this pattern (repeatable, e.g. '**/*.md'), "
+            "cut into passages of at most --chunk-words words.",
+        ),
+    ] = None,
+    chunk_words: Annotated[
+        int, typer.Option("--chunk-words", min=1, help="With --glob: the most words of a passage.")
+    ] = CHUNK_WORDS,
     model: ModelOptions = ModelOptions(),
     encoder: EncoderOpt = None,
     store: StoreOptions = StoreOptions(),
@@ -65,13 +80,17 @@ def index(
     def body() -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from o1_rag.data import load_corpus
+        from o1_rag.data import load_corpus, load_text_files
         from o1_rag.indexing import check_prune, index_documents
         from o1_rag.store import O1Collection, check_name
 
         name = check_name(collection or data_dir.resolve().name)
         check_prune(prune, limit)
-        if ray_address is None:
+        if globs and ray_address is not None:
+            raise ValueError("--glob cannot be used with --ray: the Ray workers read a BEIR corpus.jsonl")
+        if globs:
+            docs = load_text_files(data_dir, list(globs), chunk_words)[:limit]
+        elif ray_address is None:
             docs = load_corpus(data_dir)[:limit]
         else:
             from o1_rag.ray_index import connect
