@@ -20,7 +20,9 @@ from o1_rag.search import search
 from o1_rag.selection import Selection
 from o1_rag.store import O1Collection
 
-CHUNK = 32  # queries per batched search and per durable write
+# queries per batched search and per durable write: enough for the queries the gate sends to think to
+# fill the thinker's generate calls
+CHUNK = 128
 
 
 @dataclass(frozen=True)
