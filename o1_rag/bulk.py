@@ -58,6 +58,7 @@ def search_to_file(
     lexical: LexicalIndex | None = None,
     feedback: int = FEEDBACK_DOCS,
     selection: Selection | None = None,
+    where: dict[str, Any] | None = None,
     use_cache: bool = True,
     texts: bool = True,
     chunk: int = CHUNK,
@@ -90,6 +91,7 @@ def search_to_file(
             lexical=lexical,
             feedback=feedback,
             selection=selection,
+            where=where,
         )
         lines = []
         for qid, result in zip(ids, results, strict=True):

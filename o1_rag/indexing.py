@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -228,3 +229,26 @@ def adopt_collection(
         "adopted %s: %d sampled vectors agree (least cosine %.5f)", collection.name, len(texts), least
     )
     return AdoptReport(count, len(texts), least)
+
+
+def drop_collection(client: Any, name: str, db: str | Path | None = None) -> int:
+    """Delete the collection ``name`` and its BM25 index (``db``: the embedded database's folder, as for
+    ``lexical.lexical_folder``); returns how many documents it held.
+
+    Raises:
+        StoreError: no such collection, or one o1-rag neither made nor adopted (it is left to the tool that
+            made it).
+    """
+    from o1_rag.lexical import drop_lexical, lexical_folder
+
+    target = O1Collection.open(client, name)
+    if target.fingerprint is None:
+        raise StoreError(
+            f"collection '{name}' was not made or adopted by o1rag: delete it with the tool that made it"
+        )
+    count = target.count()
+    folder = lexical_folder(target, db)
+    client.delete_collection(name)
+    drop_lexical(folder)
+    logger.info("deleted collection %s (%d documents) and its BM25 index %s", name, count, folder)
+    return count

@@ -258,6 +258,20 @@ def lexical_index(collection: Any, db: str | Path | None = None) -> LexicalIndex
         return index
 
 
+def drop_lexical(folder: str | Path) -> bool:
+    """Remove a lexical index folder (``lexical_folder``) and forget it in this process; True if there was
+    one. Only a folder holding a saved lexical index is removed."""
+    folder = Path(folder)
+    with _OPEN_LOCK:
+        _OPEN.pop(folder, None)
+    if not (folder / INFO_FILE).is_file():
+        return False
+    import shutil
+
+    shutil.rmtree(folder)
+    return True
+
+
 def sync_lexical(
     collection: Any,
     folder: str | Path,

@@ -10,6 +10,7 @@ collection names the revision it mirrors).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -82,6 +83,18 @@ def check_name(name: str) -> str:
             "starting and ending with a letter or digit"
         )
     return name
+
+
+def parse_where(text: str) -> dict[str, Any]:
+    """A Chroma metadata filter (``where``) written as JSON, e.g. ``{"title": "notes.md"}`` or
+    ``{"year": {"$gte": 2020}}``; anything but a JSON object is a clear error (Chroma checks the rest)."""
+    try:
+        where = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"the filter is not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+    if not isinstance(where, dict) or not where:
+        raise StoreError(f'the filter must be a non-empty JSON object such as {{"title": "x"}}, got {text}')
+    return where
 
 
 @dataclass

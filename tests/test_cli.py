@@ -175,6 +175,7 @@ def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Pat
         _invoke("search", "x", "--queries", tmp_path / "q.txt", "-o", out, *common), "one of the two"
     )
     _one_line_error(_invoke("search", *common), "one of the two")
+    _one_line_error(_invoke("search", "x", "--db", indexed["db"]), "--collection NAME")
     _one_line_error(_invoke("search", "x", "-o", out, *common), "go with --queries")
     _one_line_error(_invoke("search", "--queries", tmp_path / "no.txt", "-o", out, *common), "file not found")
     (tmp_path / "other.jsonl").write_text('{"id": 1}\n')
@@ -205,10 +206,37 @@ def test_index_a_folder_of_text_files(tmp_path: Path, tiny_model_dir: Path) -> N
     assert "(0 added, 1 updated, 1 unchanged, 1 removed" in again.output, again.output
     found = json.loads(_invoke("search", "tea", *base, "--no-think", "--json").output)
     assert {h["id"] for h in found["hits"]} == {"coffee.md#0", "coffee.md#1"}
+    (notes / "tea.md").write_text("Green tea and black tea.\n")
+    _invoke("index", notes, "--glob", "**/*.md", "--chunk-words", "6", *base)
+    only = ["--no-think", "--json", "--where", '{"title": "coffee.md"}']
+    found = json.loads(_invoke("search", "tea", *base, *only).output)
+    assert found["where"] == {"title": "coffee.md"}  # BM25's best (tea.md) is filtered out too
+    assert {h["id"] for h in found["hits"]} == {"coffee.md#0", "coffee.md#1"}
+    _one_line_error(_invoke("search", "tea", *base, "--where", "{title: 1}"), "the filter is not valid JSON")
+    _one_line_error(_invoke("search", "tea", *base, "--where", "[1]"), "must be a non-empty JSON object")
     _one_line_error(_invoke("index", notes, "--glob", "*.pdf", *base), "no file matches *.pdf")
     _one_line_error(
         _invoke("index", notes, "--glob", "*.md", "--ray", "local", *base), "--glob cannot be used"
     )
+
+
+def test_delete_asks_and_removes_the_collection_and_its_bm25_index(indexed: dict[str, str]) -> None:
+    from o1_rag.store import open_client
+
+    db = ["--db", indexed["db"]]
+    lexical = Path(indexed["db"]) / "o1rag-lexical" / "tiny"
+    assert lexical.is_dir()
+    declined = runner.invoke(app, ["delete", "tiny", *db], input="n\n", env={"COLUMNS": "200"})
+    assert declined.exit_code == 1 and "not deleted" in declined.output
+    assert "Delete collection tiny (40 documents) and its BM25 index?" in declined.output
+    assert lexical.is_dir() and "tiny" in _invoke("collections", *db).output
+    done = _invoke("delete", "tiny", "--yes", *db)
+    assert done.exit_code == 0 and "deleted collection tiny (40 documents)" in done.output, done.output
+    assert not lexical.exists() and "tiny" not in _invoke("collections", *db).output
+    _one_line_error(_invoke("delete", "tiny", "--yes", *db), "collection 'tiny' does not exist")
+    open_client(indexed["db"]).create_collection("foreign")  # made by another tool: left alone
+    _one_line_error(_invoke("delete", "foreign", "--yes", *db), "delete it with the tool that made it")
+    assert "foreign" in [c.name for c in open_client(indexed["db"]).list_collections()]
 
 
 def test_search_json_no_think(indexed: dict[str, str]) -> None:

@@ -62,6 +62,15 @@ def search(
         ),
     ] = True,
     feedback: FeedbackOpt = FEEDBACK_DOCS,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            metavar="JSON",
+            help='Only documents whose metadata match this Chroma filter, e.g. \'{"title": "notes.md"}\' '
+            "(on both sides of hybrid search).",
+        ),
+    ] = None,
     mmr: Annotated[
         float | None,
         typer.Option(
@@ -115,8 +124,10 @@ def search(
         from o1_rag.data import read_query_file
         from o1_rag.gate import think_choice
         from o1_rag.selection import Selection
-        from o1_rag.store import O1Collection
+        from o1_rag.store import O1Collection, parse_where
 
+        if not collection:
+            raise ValueError("give the collection to search: --collection NAME")
         if (text is None) == (queries_file is None):
             raise ValueError("give the query as TEXT or a file of queries with --queries (one of the two)")
         if queries_file is None and (output is not None or ids_only):
@@ -131,6 +142,7 @@ def search(
         if text is not None:
             pipeline.check_query(text)
         selection = Selection(mmr=mmr, fetch_k=fetch_k, min_score=min_score)
+        metadata_filter = parse_where(where) if where is not None else None
         params = sampling.params()
         mode = "never" if no_think else think_choice(think)
         target = O1Collection.open(store.client(create=False), collection)
@@ -157,6 +169,7 @@ def search(
             "lexical": lexical,
             "feedback": feedback,
             "selection": selection,
+            "where": metadata_filter,
         }
         if batch is not None and output is not None:
             _search_file(embedder, target, batch, output, texts=not ids_only, **how)
@@ -172,6 +185,7 @@ def search(
                 "thinking": found["thinking"],
                 "hybrid": hybrid,
                 "feedback": feedback if hybrid else 0,
+                "where": metadata_filter,
                 "mmr": mmr,
                 "fetch_k": fetch_k if mmr is not None else None,
                 "min_score": min_score,

@@ -216,6 +216,30 @@ def adopt(
 
 
 @with_groups
+def delete(
+    collection: Annotated[str, typer.Argument(help="The collection to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    store: StoreOptions = StoreOptions(),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete a collection o1rag made or adopted, with its BM25 index (asks first unless --yes)."""
+
+    def body() -> None:
+        from o1_rag.indexing import drop_collection
+        from o1_rag.store import O1Collection
+
+        client = store.client(create=False)
+        target = O1Collection.open(client, collection)  # a missing one fails before the question
+        question = f"Delete collection {collection} ({target.count()} documents) and its BM25 index?"
+        if not yes and not typer.confirm(clean(question), default=False):
+            raise ValueError("not deleted (answer y, or pass --yes)")
+        count = drop_collection(client, collection, store.lexical_db())
+        out.print(clean(f"deleted collection {collection} ({count} documents) and its BM25 index"))
+
+    run_command(verbose, body)
+
+
+@with_groups
 def collections(store: StoreOptions = StoreOptions(), verbose: VerboseOpt = False) -> None:
     """List the collections of a Chroma database with their size and embedder."""
 
