@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,21 @@ from o1_rag.errors import DataError
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus record."""
+    """One corpus record; ``metadata``: the record's own scalar fields, stored beside the text (filterable
+    with ``where``), never embedded."""
 
     id: str
     title: str
     text: str
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, compare=False)
 
     def full_text(self) -> str:
         """Title and text joined the way they are embedded."""
         return f"{self.title}\n{self.text}" if self.title else self.text
+
+    def stored_metadata(self) -> dict[str, str | int | float | bool]:
+        """What the collection stores beside the text: the title and the record's metadata."""
+        return {"title": self.title, **self.metadata}
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -84,13 +90,40 @@ def _check_dir(data_dir: str | Path) -> Path:
 
 
 def corpus_document(record: dict[str, Any], path: Path, lineno: int) -> Document:
-    """One ``corpus.jsonl`` record (``_id``, optional ``title``, ``text``) as a ``Document``."""
+    """One ``corpus.jsonl`` record (``_id``, optional ``title``, ``text``, optional ``metadata``: an object
+    of strings, numbers and booleans) as a ``Document``."""
     doc_id = _field(record, "_id", path, lineno)
     if not doc_id:
         raise DataError(f"{path}:{lineno}: empty '_id'")
     return Document(
-        doc_id, _field(record, "title", path, lineno, False), _field(record, "text", path, lineno)
+        doc_id,
+        _field(record, "title", path, lineno, False),
+        _field(record, "text", path, lineno),
+        _metadata(record.get("metadata"), path, lineno),
     )
+
+
+def _metadata(value: Any, path: Path, lineno: int) -> dict[str, str | int | float | bool]:
+    """A record's ``metadata`` as Chroma can store and filter it (null values left out)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DataError(f"{path}:{lineno}: field 'metadata' must be an object, got {type(value).__name__}")
+    out: dict[str, str | int | float | bool] = {}
+    for key, item in value.items():
+        if key == "title" or key.startswith(("o1rag:", "chroma:")) or not key:
+            raise DataError(
+                f"{path}:{lineno}: metadata key '{key}' is reserved (the title is a field of its own)"
+            )
+        if item is None:
+            continue
+        if not isinstance(item, str | int | float | bool):
+            raise DataError(
+                f"{path}:{lineno}: metadata '{key}' must be a string, number or boolean, got "
+                f"{type(item).__name__} (Chroma filters scalar values)"
+            )
+        out[key] = item
+    return out
 
 
 def iter_corpus(data_dir: str | Path) -> Iterator[Document]:

@@ -60,8 +60,9 @@ def check_prune(prune: bool, limit: int | None) -> None:
 
 
 def plan_index(collection: O1Collection, digests: dict[str, str], prune: bool = False) -> IndexPlan:
-    """Compare a corpus (``{id: text_digest(text)}``) with what ``collection`` stores: the ids to add, the
-    stored ids whose text changed, and (``prune``) the stored ids the corpus no longer holds."""
+    """Compare a corpus (``{id: text_digest(text, metadata)}``) with what ``collection`` stores: the ids to
+    add, the stored ids whose text or metadata changed, and (``prune``) the stored ids the corpus no longer
+    holds."""
     if prune and not digests:
         raise ValueError("no documents to index: pruning would empty the collection (nothing was changed)")
     stored = collection.stored_ids() if collection.count() else set()
@@ -96,7 +97,7 @@ def index_documents(
     """
     collection.check(embedder.fingerprint)
     docs = list(documents)
-    plan = plan_index(collection, {d.id: text_digest(d.full_text()) for d in docs}, prune)
+    plan = plan_index(collection, {d.id: text_digest(d.full_text(), d.metadata) for d in docs}, prune)
     todo = [d for d in docs if d.id in plan.todo]
     started = time.perf_counter()
     done = 0
@@ -119,7 +120,7 @@ def index_documents(
         batch = todo[start : start + batch_size]
         texts = [d.full_text() for d in batch]
         vectors = embedder.embed_documents(texts)
-        collection.upsert([d.id for d in batch], vectors, texts, [{"title": d.title} for d in batch])
+        collection.upsert([d.id for d in batch], vectors, texts, [d.stored_metadata() for d in batch])
         done += len(batch)
         logger.debug("stored %d/%d", done, len(todo))
         if progress is not None:

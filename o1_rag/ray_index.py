@@ -139,7 +139,7 @@ class EmbedWorker:
         if self.collection is not None:
             if docs:
                 self.collection.upsert(
-                    ids, self.embedder.embed_documents(texts), texts, [{"title": d.title} for d in docs]
+                    ids, self.embedder.embed_documents(texts), texts, [d.stored_metadata() for d in docs]
                 )
             return {"id": np.array(ids, dtype=object)}
         vectors = (
@@ -149,7 +149,7 @@ class EmbedWorker:
         )
         return {
             "id": np.array(ids, dtype=object),
-            "title": np.array([d.title for d in docs], dtype=object),
+            "metadata": np.array([json.dumps(d.stored_metadata()) for d in docs], dtype=object),
             "text": np.array(texts, dtype=object),
             "embedding": vectors.astype(np.float32),
         }
@@ -191,7 +191,7 @@ def index_on_ray(
     collection.check(spec.fingerprint)
     corpus = Path(data_dir) / "corpus.jsonl"
     # validates every record first
-    digests = {d.id: text_digest(d.full_text()) for d in islice(iter_corpus(data_dir), limit)}
+    digests = {d.id: text_digest(d.full_text(), d.metadata) for d in islice(iter_corpus(data_dir), limit)}
     plan = plan_index(collection, digests, prune)
     todo, total = plan.todo, len(digests)
     logger.info(
@@ -249,7 +249,7 @@ def index_on_ray(
                     ids_done,
                     np.asarray(batch["embedding"], dtype=np.float32),
                     [str(t) for t in batch["text"]],
-                    [{"title": str(t)} for t in batch["title"]],
+                    [json.loads(str(m)) for m in batch["metadata"]],
                 )
             done += len(ids_done)
             if progress is not None:

@@ -236,18 +236,32 @@ class O1Collection:
                 return ids
             offset += page
 
-    def iter_texts(self, ids: Sequence[str], page: int = 2000) -> Iterator[dict[str, str]]:
-        """The stored texts of ``ids``, one ``{id: text}`` page at a time (an id the collection does not
-        hold, or holds without text, maps to ``""``)."""
+    def iter_stored(
+        self, ids: Sequence[str], page: int = 2000, metadata: bool = False
+    ) -> Iterator[dict[str, tuple[str, dict[str, Any]]]]:
+        """The stored ``(text, metadata)`` of ``ids``, one page at a time (metadata read only when asked,
+        else ``{}``; an id the collection does not hold, or holds without text, has ``""``)."""
+        include = ["documents", "metadatas"] if metadata else ["documents"]
         for start in range(0, len(ids), page):
             chunk = list(ids[start : start + page])
-            got = self.collection.get(ids=chunk, include=["documents"])
-            by_id = dict(zip(got["ids"], got["documents"] or [], strict=False))
-            yield {doc_id: by_id.get(doc_id) or "" for doc_id in chunk}
+            got = self.collection.get(ids=chunk, include=include)
+            metas = (got.get("metadatas") if metadata else None) or [None] * len(got["ids"])
+            texts = got["documents"] or [None] * len(got["ids"])
+            by_id = {i: (t or "", dict(m or {})) for i, t, m in zip(got["ids"], texts, metas, strict=True)}
+            yield {doc_id: by_id.get(doc_id, ("", {})) for doc_id in chunk}
+
+    def iter_texts(self, ids: Sequence[str], page: int = 2000) -> Iterator[dict[str, str]]:
+        """The stored texts of ``ids``, one ``{id: text}`` page at a time (``iter_stored``)."""
+        for stored in self.iter_stored(ids, page):
+            yield {doc_id: text for doc_id, (text, _) in stored.items()}
 
     def text_digests(self, ids: Sequence[str]) -> dict[str, str]:
-        """``text_digest`` of the stored text of each of ``ids``."""
-        return {doc_id: text_digest(text) for texts in self.iter_texts(ids) for doc_id, text in texts.items()}
+        """``text_digest`` of the stored text and metadata of each of ``ids``."""
+        return {
+            doc_id: text_digest(text, meta)
+            for stored in self.iter_stored(ids, metadata=True)
+            for doc_id, (text, meta) in stored.items()
+        }
 
     def delete(self, ids: Sequence[str], page: int = 2000) -> None:
         """Remove ``ids`` (raising the revision first)."""
@@ -320,9 +334,13 @@ class O1Collection:
         return hits
 
 
-def text_digest(text: str) -> str:
-    """What a stored document's text is compared by when a corpus is indexed again."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+def text_digest(text: str, metadata: dict[str, Any] | None = None) -> str:
+    """What a stored document is compared by when a corpus is indexed again: its text and its metadata
+    beyond the title (a document with no other metadata digests its text alone, as before metadata were
+    stored)."""
+    extra = {k: v for k, v in (metadata or {}).items() if k != "title" and not k.startswith("o1rag:")}
+    payload = text if not extra else text + "\x00" + json.dumps(extra, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def __getattr__(name: str) -> Any:

@@ -220,6 +220,33 @@ def test_index_a_folder_of_text_files(tmp_path: Path, tiny_model_dir: Path) -> N
     )
 
 
+def test_corpus_metadata_are_stored_filtered_and_kept_in_step(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = tmp_path / "meta"
+    data.mkdir()
+
+    def write(years: list[int]) -> None:
+        rows = [
+            {
+                "_id": f"d{i}",
+                "title": f"aspirin study {i}",
+                "text": "Aspirin and the heart.",
+                "metadata": {"year": y},
+            }
+            for i, y in enumerate(years)
+        ]
+        (data / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write([2018, 2019, 2020, 2021])
+    base = ["-c", "meta", "--db", tmp_path / "db", "--model", tiny_model_dir]
+    assert "4 added" in _invoke("index", data, *base).output
+    query = ["search", "aspirin", *base, "--no-think", "--json", "--where", '{"year": {"$gte": 2020}}']
+    assert {h["id"] for h in json.loads(_invoke(*query).output)["hits"]} == {"d2", "d3"}
+    write([2018, 2022, 2020, 2021])  # only d1's metadata change
+    again = _invoke("index", data, *base)
+    assert "(0 added, 1 updated, 3 unchanged, 0 removed" in again.output, again.output
+    assert {h["id"] for h in json.loads(_invoke(*query).output)["hits"]} == {"d1", "d2", "d3"}
+
+
 def test_delete_asks_and_removes_the_collection_and_its_bm25_index(indexed: dict[str, str]) -> None:
     from o1_rag.store import open_client
 

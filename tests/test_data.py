@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from o1_rag.data import DataError, load_corpus, load_qrels, load_queries
+from o1_rag.data import DataError, Document, load_corpus, load_qrels, load_queries
 
 
 def test_load_tiny_corpus(tiny_corpus: Path) -> None:
@@ -145,3 +145,24 @@ def test_load_text_files(tmp_path: Path) -> None:
         load_text_files(tmp_path, ["*.txt"])
     with pytest.raises(DataError, match="not a directory"):
         load_text_files(tmp_path / "b.txt", ["*"])
+
+
+def test_corpus_metadata(tmp_path: Path) -> None:
+    rows = [
+        {"_id": "a", "text": "x", "metadata": {"year": 2020, "source": "pubmed", "open": True, "gone": None}},
+        {"_id": "b", "text": "y"},
+    ]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    a, b = load_corpus(tmp_path)
+    assert a.metadata == {"year": 2020, "source": "pubmed", "open": True} and b.metadata == {}
+    assert a.stored_metadata() == {"title": "", "year": 2020, "source": "pubmed", "open": True}
+    assert a == Document("a", "", "x")  # metadata do not take part in equality (nor in hashing)
+    for bad, message in [
+        ([1], "field 'metadata' must be an object"),
+        ({"tags": ["a"]}, "metadata 'tags' must be a string, number or boolean"),
+        ({"title": "t"}, "metadata key 'title' is reserved"),
+        ({"o1rag:x": 1}, "metadata key 'o1rag:x' is reserved"),
+    ]:
+        (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "a", "text": "x", "metadata": bad}) + "\n")
+        with pytest.raises(DataError, match=f"corpus.jsonl:1: {message}"):
+            load_corpus(tmp_path)

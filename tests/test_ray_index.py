@@ -36,6 +36,8 @@ def _corpus(folder: Path, n: int) -> Path:
         for i in range(n):
             topic = topics[i % len(topics)]
             record = {"_id": f"d{i}", "title": f"{topic} {i}", "text": f"A study of {topic} and health, {i}."}
+            if i % 3 == 0:
+                record["metadata"] = {"n": i}  # stored beside the text, on either path
             handle.write(json.dumps(record) + "\n")
             if i % 17 == 0:
                 handle.write("\n")  # blank lines are allowed in corpus.jsonl
@@ -73,6 +75,13 @@ def test_ray_index_into_the_embedded_store_matches_one_process(
         str(tiny_encoder_dir), encoder=str(tiny_encoder_dir), thinker=False, cache=False
     )
     _check_vectors(stored, corpus, embedder, ["d0", "d17", "d33", "d49"])
+    metas = client.get_collection("viaray", embedding_function=None).get(
+        ids=["d3", "d4"], include=["metadatas"]
+    )
+    assert dict(zip(metas["ids"], metas["metadatas"], strict=True)) == {
+        "d3": {"title": "statins 3", "n": 3},
+        "d4": {"title": "sleep 4"},
+    }
     again = subprocess.run(index, capture_output=True, text=True, timeout=600)
     said = " ".join(again.stdout.split())  # rich wraps the line at the terminal width
     assert again.returncode == 0 and "0 added" in said and "50 unchanged" in said
@@ -125,6 +134,8 @@ def test_ray_index_into_a_server_resumes_after_a_kill(tmp_path: Path, chroma_ser
     stored = _stored(client, "served")
     assert sorted(stored) == sorted(f"d{i}" for i in range(240))
     assert "unchanged" in done.stdout
+    metas = client.get_collection("served", embedding_function=None).get(ids=["d120"], include=["metadatas"])
+    assert metas["metadatas"][0] == {"title": "aspirin 120", "n": 120}  # written by the workers
     bundled = O1Embedder.from_pretrained("o1-minilm", thinker=False, cache=False)
     _check_vectors(stored, corpus, bundled, ["d0", "d7", "d120", "d239"])
 
