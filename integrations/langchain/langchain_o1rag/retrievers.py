@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -139,6 +140,70 @@ class O1Retriever(O1Settings, BaseRetriever):
             kwargs[key] = value
         super().__init__(**kwargs)
         self._setup()  # outside pydantic validation, so a user mistake stays a one-line ValueError
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        *,
+        collection_name: str,
+        persist_directory: str | None = None,
+        client: Any = None,
+        prune: bool = False,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ) -> O1Retriever:
+        """Index ``documents`` into the o1-rag collection ``collection_name`` (created if new) and return a
+        retriever over it, as ``BM25Retriever.from_documents`` does for its own index.
+
+        Indexing is o1-rag's: only documents that are new or whose text or metadata changed are embedded
+        (a document's ``id``, else a digest of its text and metadata, identifies it), ``prune=True`` also
+        removes the collection's documents that ``documents`` no longer holds, and the BM25 side is
+        built from the collection. ``metadata["title"]`` becomes the title; other metadata Chroma can
+        store (strings, numbers, booleans) is kept and filterable. ``kwargs`` are the retriever's own
+        (``model``, ``k``, ``search_type`` ...).
+        """
+        from langchain_o1rag.documents import corpus_documents
+        from o1_rag.indexing import index_documents
+
+        corpus = corpus_documents(documents)
+        embedder = kwargs.pop("embedder", None)
+        if embedder is None:
+            loading = {key: kwargs[key] for key in O1Settings.model_fields if key in kwargs}
+            embedder = O1Settings(**loading).load_embedder(kwargs.get("model", DEFAULT_MODEL))
+        store = client if client is not None else open_client(persist_directory)  # created if new
+        target = O1Collection.create_or_open(
+            store, collection_name, embedder.fingerprint, embedder.dim, embedder.describe()
+        )
+        index_documents(embedder, target, corpus, batch_size=batch_size, prune=prune)
+        return cls(
+            embedder=embedder,
+            collection_name=collection_name,
+            persist_directory=persist_directory,
+            client=client,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        ids: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> O1Retriever:
+        """``from_documents`` for plain texts, with optional metadata and ids (one per text)."""
+        texts = list(texts)
+        metas = list(metadatas) if metadatas is not None else [{} for _ in texts]
+        names = list(ids) if ids is not None else [None] * len(texts)
+        if not len(texts) == len(metas) == len(names):
+            raise ValueError(
+                f"{len(texts)} texts, {len(metas)} metadatas and {len(names)} ids: give one each"
+            )
+        documents = [
+            Document(page_content=t, metadata=m, id=i) for t, m, i in zip(texts, metas, names, strict=True)
+        ]
+        return cls.from_documents(documents, **kwargs)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

@@ -304,3 +304,52 @@ def test_embeddings_name_the_encoder_and_precision(tiny_encoder_dir: Path) -> No
     emb = O1Embeddings(model=model, encoder=str(tiny_encoder_dir), precision="float32", device="cpu")
     expected = O1Embedder.from_pretrained(model, encoder=str(tiny_encoder_dir), thinker=False, cache=False)
     assert emb.embedder.fingerprint == expected.fingerprint and emb.embedder.encoder.compute_dtype is None
+
+
+def test_from_documents_indexes_incrementally_and_keeps_metadata(
+    embedder: O1Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from langchain_core.documents import Document
+
+    embedded: list[str] = []
+    real = embedder.embed_documents
+
+    def counting(texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        embedded.extend(texts)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "embed_documents", counting)
+    docs = [
+        Document(
+            "Aspirin lowers the risk of heart attack.",
+            metadata={"title": "aspirin", "year": 2020, "tags": ["x"]},
+            id="a1",
+        ),
+        Document("Coffee keeps people awake at night.", metadata={"year": 2018}),
+        Document("Insulin and diabetes.", id="i1"),
+    ]
+    where = {"collection_name": "lc-from", "persist_directory": str(tmp_path), "embedder": embedder}
+    retriever = O1Retriever.from_documents(docs, **where, k=3, think=False)
+    assert len(embedded) == 3 and "tags" in caplog.text  # the list could not be stored: said so
+    top = retriever.invoke("aspirin heart attack")[0]
+    assert (top.id, top.metadata["title"], top.metadata["year"]) == ("a1", "aspirin", 2020)
+    assert "tags" not in top.metadata
+    [coffee] = retriever.invoke("coffee", filter={"year": 2018})
+    assert coffee.id.startswith("lc-") and coffee.page_content == docs[1].page_content
+    # again, with one document edited: only it is embedded; the one without an id keeps its digest id
+    embedded.clear()
+    docs[2] = Document("Insulin pumps at night.", id="i1")
+    again = O1Retriever.from_documents(docs, **where, k=5, think=False)
+    assert embedded == ["Insulin pumps at night."]
+    assert sorted(d.id for d in again.invoke("night")) == sorted(["a1", coffee.id, "i1"])
+    # from_texts, and pruning what the new list no longer holds
+    only = O1Retriever.from_texts(
+        ["Statins lower cholesterol."], ids=["s1"], prune=True, **where, think=False
+    )
+    assert [d.id for d in only.invoke("cholesterol")] == ["s1"]
+    with pytest.raises(ValueError, match="1 texts, 2 metadatas and 1 ids"):
+        O1Retriever.from_texts(["x"], metadatas=[{}, {}], **where)
+    with pytest.raises(ValueError, match="has no text"):
+        O1Retriever.from_documents([Document(" ")], **where)
+    with pytest.raises(ValueError, match="two different documents have the id 'a1'"):
+        O1Retriever.from_documents([docs[0], Document("other", id="a1")], **where)

@@ -1,0 +1,60 @@
+"""LangChain ``Document``s as an o1-rag corpus: ids, titles and the metadata Chroma can store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.documents import Document
+
+from o1_rag.data import Document as CorpusDocument
+from o1_rag.store import text_digest
+
+logger = logging.getLogger(__name__)
+
+RESERVED = ("o1rag:", "chroma:")
+
+
+def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
+    """Each document as an o1-rag corpus record: its ``id`` (else ``lc-`` and a digest of its text and
+    metadata, so the same document gets the same id on every run, and an edited one a new id: give ids to
+    update documents in place), ``metadata["title"]`` as the title, and the rest of its
+    metadata that Chroma can store and filter (strings, numbers, booleans; other values and reserved keys
+    are left out, with a warning naming the keys).
+
+    Raises:
+        ValueError: a document with no text, or two different documents under one id.
+    """
+    out: dict[str, CorpusDocument] = {}
+    dropped: set[str] = set()
+    for n, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise ValueError(f"document {n} is a {type(doc).__name__}, not a LangChain Document")
+        if not doc.page_content.strip():
+            raise ValueError(f"document {n} ({doc.id or 'no id'}) has no text")
+        meta = dict(doc.metadata or {})
+        title = meta.pop("title", "")
+        kept: dict[str, Any] = {}
+        for key, value in meta.items():
+            if (
+                not isinstance(key, str)
+                or key.startswith(RESERVED)
+                or not isinstance(value, str | int | float | bool)
+            ):
+                dropped.add(str(key))
+                continue
+            kept[key] = value
+        title = title if isinstance(title, str) else str(title)
+        record = CorpusDocument(doc.id or "", title, doc.page_content, kept)
+        doc_id = doc.id or "lc-" + text_digest(record.full_text(), kept)
+        record = CorpusDocument(doc_id, title, doc.page_content, kept)
+        earlier = out.get(doc_id)
+        if earlier is not None and (earlier.full_text(), earlier.metadata) != (record.full_text(), kept):
+            raise ValueError(f"two different documents have the id '{doc_id}'")
+        out[doc_id] = record
+    if dropped:
+        logger.warning(
+            "metadata left out (Chroma stores strings, numbers and booleans): %s", ", ".join(sorted(dropped))
+        )
+    return list(out.values())
