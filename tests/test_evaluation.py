@@ -376,6 +376,18 @@ def test_run_files_are_scored_by_rank_over_every_judged_query(tmp_path: Path) ->
     twice = write("twice", [{"query_id": "q1", "hits": hits}, {"query_id": "q1", "hits": hits}])
     with pytest.raises(DataError, match="twice.jsonl:2: query 'q1' appears twice"):
         read_run_file(twice)
+    trec = tmp_path / "other-toolkit.run"  # the same ranking as `second`, written by another toolkit
+    trec.write_text("q1 Q0 d3 1 12.5 bm25\nq1 Q0 d0 2 11.0 bm25\n\nq9 Q0 d7 1 3.0 bm25\n")
+    assert read_run_file(trec) == {"q1": {"d3": 1.0, "d0": 0.5}, "q9": {"d7": 1.0}}
+    mixed = score_run_files([second, trec], data)
+    assert mixed.scores["other-toolkit"] == pytest.approx(mixed.scores["second"])
+    for body, message in [
+        ("q1 Q0 d3 x 1 t\n", "not a TREC run line"),
+        ("q1 Q0 d3 1 1 t\nq1 Q0 d3 2 1 t\n", "appears twice"),
+    ]:
+        trec.write_text(body)
+        with pytest.raises(DataError, match=message):
+            read_run_file(trec)
     broken = write("broken", [{"query_id": "q1", "hits": [{"id": "d1"}]}])
     with pytest.raises(DataError, match="broken.jsonl:1: not a search record"):
         read_run_file(broken)

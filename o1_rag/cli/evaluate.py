@@ -162,7 +162,10 @@ def eval_table(
 
 
 def eval_runs(
-    runs: Annotated[list[Path], typer.Argument(help="Run files written by 'o1rag search --queries'.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Run files written by 'o1rag search --queries' (.jsonl), or TREC runs."),
+    ],
     qrels: Annotated[Path, typer.Option("--qrels", help="BEIR folder whose judgements score the runs.")],
     qrels_file: Annotated[str, typer.Option("--qrels-file", help="Judgements file in it.")] = "qrels.tsv",
     as_json: Annotated[

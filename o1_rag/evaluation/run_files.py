@@ -45,9 +45,13 @@ class RunScores:
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
-    """``{query_id: {doc_id: score}}`` of a run file; the score is ``1 / rank``, so the file's own order
-    counts (an MMR run's scores are not in rank order). A repeated query id is an error."""
+    """``{query_id: {doc_id: score}}`` of a run file: JSON lines of ``o1rag search --queries``, or a TREC run
+    (``qid Q0 docid rank score tag`` per line, as other IR toolkits write; any name not ending in
+    ``.jsonl``). The score is ``1 / rank``, so the file's own order counts (an MMR run's scores are not in
+    rank order). A repeated query id (JSON) or document of a query (TREC) is an error."""
     path = Path(path)
+    if path.suffix != ".jsonl":
+        return _read_trec(path)
     run: dict[str, dict[str, float]] = {}
     for lineno, record in iter_jsonl(path):
         try:
@@ -60,6 +64,33 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
         run[qid] = hits
     if not run:
         raise DataError(f"{path}: no search records")
+    return run
+
+
+def _read_trec(path: Path) -> dict[str, dict[str, float]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    run: dict[str, dict[str, float]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            qid, doc_id, rank = parts[0], parts[2], int(parts[3])
+            if len(parts) != 6 or rank < 1:
+                raise ValueError
+        except (IndexError, ValueError):
+            raise DataError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)") from None
+        hits = run.setdefault(qid, {})
+        if doc_id in hits:
+            raise DataError(f"{path}:{lineno}: document '{doc_id}' appears twice for query '{qid}'")
+        hits[doc_id] = 1.0 / rank
+    if not run:
+        raise DataError(f"{path}: no run lines")
     return run
 
 
