@@ -103,6 +103,23 @@ def corpus_document(record: dict[str, Any], path: Path, lineno: int) -> Document
     )
 
 
+METADATA_RESERVED = ("o1rag:", "chroma:")  # key prefixes of o1-rag's and Chroma's own records
+
+
+def metadata_problem(key: object, value: object) -> str | None:
+    """Why ``key: value`` cannot be a document's stored, filterable metadata, or None if it can: keys are
+    non-empty strings other than ``title`` (a field of its own) and the reserved prefixes; values are
+    strings, numbers or booleans (what Chroma filters)."""
+    if not isinstance(key, str) or not key or key == "title" or key.startswith(METADATA_RESERVED):
+        return f"metadata key '{key}' is reserved (the title is a field of its own)"
+    if not isinstance(value, str | int | float | bool):
+        return (
+            f"metadata '{key}' must be a string, number or boolean, got {type(value).__name__} "
+            "(Chroma filters scalar values)"
+        )
+    return None
+
+
 def _metadata(value: Any, path: Path, lineno: int) -> dict[str, str | int | float | bool]:
     """A record's ``metadata`` as Chroma can store and filter it (null values left out)."""
     if value is None:
@@ -111,17 +128,11 @@ def _metadata(value: Any, path: Path, lineno: int) -> dict[str, str | int | floa
         raise DataError(f"{path}:{lineno}: field 'metadata' must be an object, got {type(value).__name__}")
     out: dict[str, str | int | float | bool] = {}
     for key, item in value.items():
-        if key == "title" or key.startswith(("o1rag:", "chroma:")) or not key:
-            raise DataError(
-                f"{path}:{lineno}: metadata key '{key}' is reserved (the title is a field of its own)"
-            )
-        if item is None:
+        if item is None and metadata_problem(key, "") is None:
             continue
-        if not isinstance(item, str | int | float | bool):
-            raise DataError(
-                f"{path}:{lineno}: metadata '{key}' must be a string, number or boolean, got "
-                f"{type(item).__name__} (Chroma filters scalar values)"
-            )
+        problem = metadata_problem(key, item)
+        if problem:
+            raise DataError(f"{path}:{lineno}: {problem}")
         out[key] = item
     return out
 

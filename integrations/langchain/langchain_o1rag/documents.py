@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.documents import Document
 
 from o1_rag.data import Document as CorpusDocument
+from o1_rag.data import metadata_problem
 from o1_rag.store import text_digest
 
 logger = logging.getLogger(__name__)
-
-RESERVED = ("o1rag:", "chroma:")
 
 
 def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
@@ -37,22 +37,18 @@ def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
         title = meta.pop("title", "")
         kept: dict[str, Any] = {}
         for key, value in meta.items():
-            if (
-                not isinstance(key, str)
-                or key.startswith(RESERVED)
-                or not isinstance(value, str | int | float | bool)
-            ):
+            if metadata_problem(key, value):
                 dropped.add(str(key))
-                continue
-            kept[key] = value
+            else:
+                kept[key] = value
         title = title if isinstance(title, str) else str(title)
         record = CorpusDocument(doc.id or "", title, doc.page_content, kept)
-        doc_id = doc.id or "lc-" + text_digest(record.full_text(), kept)
-        record = CorpusDocument(doc_id, title, doc.page_content, kept)
-        earlier = out.get(doc_id)
+        if not doc.id:
+            record = replace(record, id="lc-" + text_digest(record.full_text(), kept))
+        earlier = out.get(record.id)
         if earlier is not None and (earlier.full_text(), earlier.metadata) != (record.full_text(), kept):
-            raise ValueError(f"two different documents have the id '{doc_id}'")
-        out[doc_id] = record
+            raise ValueError(f"two different documents have the id '{record.id}'")
+        out[record.id] = record
     if dropped:
         logger.warning(
             "metadata left out (Chroma stores strings, numbers and booleans): %s", ", ".join(sorted(dropped))

@@ -210,8 +210,13 @@ def test_retriever_mmr_mode_and_metadata_filters(
         chroma_where(
             MetadataFilters(filters=[MetadataFilter(key="t", value="x", operator=FilterOperator.CONTAINS)])
         )
-    with pytest.raises(ValueError, match="vector_store_query_mode 'hybrid' is not supported"):
-        never.as_retriever("li-hybrid", vector_store_query_mode="hybrid", **common)
+    from llama_index.core.vector_stores.types import VectorStoreQueryMode
+
+    for mode in ("hybrid", VectorStoreQueryMode.HYBRID):
+        with pytest.raises(ValueError, match="vector_store_query_mode 'hybrid' is not supported"):
+            never.as_retriever("li-hybrid", vector_store_query_mode=mode, **common)
+    with pytest.raises(ValueError, match="mmr_threshold goes with vector_store_query_mode='mmr'"):
+        never.as_retriever("li-hybrid", mmr_threshold=0.3, **common)
     with pytest.raises(ValueError, match="lambda_mult"):
         never.as_retriever("li-hybrid", vector_store_query_mode="mmr", mmr_threshold=3, **common)
 

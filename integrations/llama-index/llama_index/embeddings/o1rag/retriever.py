@@ -135,9 +135,10 @@ class O1Retriever(BaseRetriever):
         except ValueError:
             mode = None
         if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
-            raise ValueError(
-                f"vector_store_query_mode {str(vector_store_query_mode)!r} is not supported: use default, mmr"
-            )
+            named = getattr(vector_store_query_mode, "value", vector_store_query_mode)
+            raise ValueError(f"vector_store_query_mode {named!r} is not supported: use default, mmr")
+        if mode != VectorStoreQueryMode.MMR and mmr_threshold is not None:
+            raise ValueError("mmr_threshold goes with vector_store_query_mode='mmr'")
         self.selection = (
             Selection(mmr=LAMBDA_MULT if mmr_threshold is None else mmr_threshold, fetch_k=mmr_prefetch_k)
             if mode == VectorStoreQueryMode.MMR
