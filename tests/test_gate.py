@@ -192,7 +192,9 @@ def test_think_bench_measures_auto_against_always(tiny_embedder_session, tmp_pat
         embedder.gate = None
     assert [r.measure.split(" search")[0] for r in rows[:4]] == ["dense", "dense", "hybrid", "hybrid"]
     assert rows[0].target == "<= 0.5x" and rows[0].ratio.endswith("x")
-    assert rows[-2].measure.endswith("feedback 3 vs off") and rows[-2].ratio.endswith("x")
+    assert rows[-3].measure.endswith("feedback 3 vs off") and rows[-3].ratio.endswith("x")
+    assert rows[-2].measure.startswith("hybrid auto, cache off, per query: all in one search_to_file call")
+    assert len((tmp_path / "bulk-run.jsonl").read_text().splitlines()) == 2  # both queries, one call
     assert rows[-1].value == "1 of 2 queries"  # the gate thinks on the long query only
 
 

@@ -10,7 +10,8 @@ Suites:
   docs/s, and query latency p50 with thinking (cache off) and with a warm cache.
 - ``think``: mean and p95 latency of one search with the thought cache off, for ``think`` never / auto /
   always, dense and hybrid, over the same queries with the model's own thinking settings; auto against
-  always as a ratio, and how many queries auto thought on.
+  always as a ratio, and how many queries auto thought on; the same queries (auto, hybrid) searched in one
+  ``bulk.search_to_file`` call against one search each, per query.
 - ``agree``: early stopping (``ThinkParams.agree``, 0.95): thinking for 32 queries in one batch and for
   single queries (cache off), with against without it, and how many thoughts it wrote.
 - ``ray``: indexing docs/s with ``o1rag index --ray local`` (1 and 2 encoder actors, one CPU each, start-up
