@@ -1,6 +1,7 @@
-"""Searching a whole file of queries into a JSON-lines file: the queries think in batches (several times
-faster per query than one at a time), and the output is append-only and resumable (after a kill, a
-re-run skips the queries already written and cuts away a half-written last line)."""
+"""Searching a whole file of queries into a JSON-lines file: the queries that think share batched generate
+calls (faster per query than one search each: ``o1rag bench --suites think`` measures it), and the output
+is append-only and resumable (after a kill, a re-run skips the queries already written and cuts away a
+half-written last line)."""
 
 from __future__ import annotations
 
