@@ -30,7 +30,9 @@ from o1_rag.selection import FETCH_K
 @with_groups
 def search(
     text: Annotated[str | None, typer.Argument(help="The query (or --queries FILE).")] = None,
-    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to search.")] = "",
+    collection: Annotated[
+        str, typer.Option("--collection", "-c", help="Collection to search (required).")
+    ] = "",
     queries_file: Annotated[
         Path | None,
         typer.Option(
