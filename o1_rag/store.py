@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from o1_rag.data import METADATA_RESERVED
 from o1_rag.errors import FingerprintMismatchError, StoreError
 from o1_rag.models import o1rag_home
 
@@ -338,7 +339,9 @@ def text_digest(text: str, metadata: dict[str, Any] | None = None) -> str:
     """What a stored document is compared by when a corpus is indexed again: its text and its metadata
     beyond the title (a document with no other metadata digests its text alone, as before metadata were
     stored)."""
-    extra = {k: v for k, v in (metadata or {}).items() if k != "title" and not k.startswith("o1rag:")}
+    extra = {
+        k: v for k, v in (metadata or {}).items() if k != "title" and not k.startswith(METADATA_RESERVED)
+    }
     payload = text if not extra else text + "\x00" + json.dumps(extra, sort_keys=True, ensure_ascii=False)
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
