@@ -15,6 +15,7 @@ import os
 from transformers import TrainerCallback
 
 from o1_rag.training.encoder import load_encoder_recipe, train_encoder
+from o1_rag.training.losses import close_process_group
 from o1_rag.training.recipe import load_recipe, train
 
 
@@ -63,6 +64,7 @@ def main() -> None:
         train_encoder(load_encoder_recipe(args.recipe), callbacks=callbacks)
     else:
         train(load_recipe(args.recipe), callbacks=callbacks)
+    close_process_group()
 
 
 if __name__ == "__main__":

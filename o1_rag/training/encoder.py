@@ -265,6 +265,9 @@ def train_encoder(
             args.world_size,
             trainer.state.global_step,
         )
+    from o1_rag.training.losses import wait_for_all
+
+    wait_for_all()  # every process returns once the adapter is on disk
     return final
 
 
