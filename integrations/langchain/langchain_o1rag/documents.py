@@ -16,8 +16,9 @@ from o1_rag.store import text_digest
 logger = logging.getLogger(__name__)
 
 
-def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
-    """Each document as an o1-rag corpus record: its ``id`` (else ``lc-`` and a digest of its text and
+def corpus_documents(documents: Iterable[Document]) -> tuple[list[CorpusDocument], list[str]]:
+    """The documents as o1-rag corpus records (one per id), and each given document's id in the given
+    order. A record has the document's ``id`` (else ``lc-`` and a digest of its text and
     metadata, so the same document gets the same id on every run, and an edited one a new id: give ids to
     update documents in place), ``metadata["title"]`` as the title, and the rest of its
     metadata that Chroma can store and filter (strings, numbers, booleans; other values and reserved keys
@@ -27,6 +28,7 @@ def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
         ValueError: a document with no text, or two different documents under one id.
     """
     out: dict[str, CorpusDocument] = {}
+    ids: list[str] = []
     dropped: set[str] = set()
     for n, doc in enumerate(documents):
         if not isinstance(doc, Document):
@@ -49,8 +51,9 @@ def corpus_documents(documents: Iterable[Document]) -> list[CorpusDocument]:
         if earlier is not None and (earlier.full_text(), earlier.metadata) != (record.full_text(), kept):
             raise ValueError(f"two different documents have the id '{record.id}'")
         out[record.id] = record
+        ids.append(record.id)
     if dropped:
         logger.warning(
             "metadata left out (Chroma stores strings, numbers and booleans): %s", ", ".join(sorted(dropped))
         )
-    return list(out.values())
+    return list(out.values()), ids

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -166,7 +166,7 @@ class O1Retriever(O1Settings, BaseRetriever):
         from langchain_o1rag.documents import corpus_documents
         from o1_rag.indexing import index_documents
 
-        corpus = corpus_documents(documents)
+        corpus, _ = corpus_documents(documents)
         embedder = kwargs.pop("embedder", None)
         if embedder is None:
             loading = {key: kwargs[key] for key in O1Settings.model_fields if key in kwargs}
@@ -204,6 +204,52 @@ class O1Retriever(O1Settings, BaseRetriever):
             Document(page_content=t, metadata=m, id=i) for t, m, i in zip(texts, metas, names, strict=True)
         ]
         return cls.from_documents(documents, **kwargs)
+
+    def add_documents(
+        self, documents: Iterable[Document], *, ids: Sequence[str] | None = None, batch_size: int = 32
+    ) -> list[str]:
+        """Embed ``documents`` into the retriever's collection and return their ids, in order (as
+        ``VectorStoreRetriever.add_documents`` does); the next search sees them, on the BM25 side too.
+
+        Ids, titles and metadata are read as in ``from_documents`` (``ids``, one per document, replace
+        the documents' own); a document already stored under its id is embedded again only when its text
+        or metadata changed.
+
+        Raises:
+            ValueError: ``ids`` not one per document, a document with no text, or two different documents
+                under one id.
+        """
+        from langchain_o1rag.documents import corpus_documents
+        from o1_rag.indexing import index_documents
+
+        docs = list(documents)
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) != len(docs):
+                raise ValueError(f"{len(docs)} documents and {len(ids)} ids: give one id per document")
+            docs = [doc.model_copy(update={"id": name}) for doc, name in zip(docs, ids, strict=True)]
+        corpus, names = corpus_documents(docs)
+        index_documents(self.embedder, self._collection, corpus, batch_size=batch_size)
+        return names
+
+    async def aadd_documents(
+        self, documents: Iterable[Document], *, ids: Sequence[str] | None = None, batch_size: int = 32
+    ) -> list[str]:
+        """``add_documents`` in a worker thread (embedding is compute-bound)."""
+        from langchain_core.runnables.config import run_in_executor
+
+        return await run_in_executor(None, self.add_documents, documents, ids=ids, batch_size=batch_size)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove the documents with these ids from the collection (ids it does not hold are ignored); the
+        next search no longer returns them, on the BM25 side either.
+
+        Raises:
+            ValueError: ``ids`` is a single string or holds something that is not a string.
+        """
+        if isinstance(ids, str) or not all(isinstance(name, str) for name in ids):
+            raise ValueError("delete takes a list of document ids (strings)")
+        self._collection.delete(list(dict.fromkeys(ids)))
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

@@ -353,3 +353,28 @@ def test_from_documents_indexes_incrementally_and_keeps_metadata(
         O1Retriever.from_documents([Document(" ")], **where)
     with pytest.raises(ValueError, match="two different documents have the id 'a1'"):
         O1Retriever.from_documents([docs[0], Document("other", id="a1")], **where)
+
+
+def test_add_documents_and_delete_keep_both_sides_in_step(embedder: O1Embedder, tmp_path: Path) -> None:
+    from langchain_core.documents import Document
+
+    where = {"collection_name": "lc-add", "persist_directory": str(tmp_path), "embedder": embedder}
+    retriever = O1Retriever.from_texts(["Aspirin lowers the risk of heart attack."], ids=["a1"], **where, k=5)
+    retriever.invoke("aspirin", think=False)  # the BM25 side is built and held open
+    added = retriever.add_documents(
+        [Document("Zebrafish regrow their hearts."), Document("Coffee keeps people awake.", id="c1")]
+    )
+    assert added[0].startswith("lc-") and added[1] == "c1"
+    # the lexical side sees the new document: it is BM25's only match for a word no other document holds
+    lexical = retriever.invoke("zebrafish", think=False, hybrid=True)
+    assert lexical[0].id == added[0] and lexical[0].metadata["lexical_score"] is not None
+    assert retriever.add_documents([Document("Statins lower cholesterol.")], ids=["s1"]) == ["s1"]
+    assert asyncio.run(retriever.aadd_documents([Document("Insulin and diabetes.")], ids=["i1"])) == ["i1"]
+    retriever.delete(["c1", added[0], "never-stored"])
+    left = {d.id for d in retriever.invoke("zebrafish coffee", think=False, k=10)}
+    assert left == {"a1", "s1", "i1"}
+    assert all(d.metadata["lexical_score"] is None for d in retriever.invoke("zebrafish", think=False))
+    with pytest.raises(ValueError, match="2 documents and 1 ids"):
+        retriever.add_documents([Document("x"), Document("y")], ids=["x"])
+    with pytest.raises(ValueError, match="list of document ids"):
+        retriever.delete("s1")
