@@ -103,7 +103,7 @@ class O1Embedder:
         self._spec_thinker: Thinker | None = None
 
     #: The joint O1 model from a loaded causal LM (see ``o1_rag.loading.embedder_from_loaded``).
-    from_loaded = staticmethod(embedder_from_loaded)
+    from_loaded = classmethod(embedder_from_loaded)
 
     @classmethod
     def from_pretrained(
@@ -140,6 +140,7 @@ class O1Embedder:
         shares the loaded models).
         """
         return load_embedder(
+            cls,
             {
                 "model": model,
                 "adapter": adapter,
@@ -155,7 +156,7 @@ class O1Embedder:
                 "query_weight": query_weight,
                 "repetition_penalty": repetition_penalty,
                 **settings,
-            }
+            },
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

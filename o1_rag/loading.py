@@ -1,8 +1,9 @@
 """Building an ``O1Embedder`` from names: the joint O1 model or a thinker + encoder alias.
 
-``O1Embedder.from_pretrained`` and ``O1Embedder.from_loaded`` delegate here. An embedder loaded by names
-only remembers them, which is what makes it picklable: unpickling loads the same names again, once per
-process (a process-wide registry shares the loaded models).
+``O1Embedder.from_pretrained`` and ``O1Embedder.from_loaded`` delegate here, passing their class, which
+this module builds (it never imports ``o1_rag.embedder``: the parts are resolved here and composed there). An
+embedder loaded by names only remembers them, which is what makes it picklable: unpickling loads the same
+names again, once per process (a process-wide registry shares the loaded models).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def open_cache(cache: ThoughtCache | str | Path | bool | None) -> ThoughtCache |
 
 
 def with_defaults(
+    cls: type[O1Embedder],
     encoder: Encoder,
     thinker: Thinker | None,
     config: O1Config,
@@ -54,10 +56,9 @@ def with_defaults(
     name: str,
     gate: ThinkGate | None = None,
 ) -> O1Embedder:
-    """An embedder whose query-side defaults come from ``config`` (``query_weight`` overrides)."""
-    from o1_rag.embedder import O1Embedder
-
-    return O1Embedder(
+    """An embedder (of class ``cls``) whose query-side defaults come from ``config`` (``query_weight``
+    overrides)."""
+    return cls(
         encoder,
         thinker,
         cache=cache,
@@ -70,6 +71,7 @@ def with_defaults(
 
 
 def embedder_from_loaded(
+    cls: type[O1Embedder],
     loaded: LoadedModel,
     *,
     model_name: str = JOINT_MODEL,
@@ -127,11 +129,12 @@ def embedder_from_loaded(
     gate = None
     if own_thinker and loaded.adapter_path and (Path(loaded.adapter_path) / GATE_FILE).is_file():
         gate = ThinkGate.load(Path(loaded.adapter_path) / GATE_FILE)
-    return with_defaults(encoder, thinker, cfg, query_weight, cache, name, gate)
+    return with_defaults(cls, encoder, thinker, cfg, query_weight, cache, name, gate)
 
 
-def load_embedder(spec: dict[str, Any]) -> O1Embedder:
-    """Load an embedder from the keyword arguments of ``O1Embedder.from_pretrained`` (see there)."""
+def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
+    """Load an embedder of class ``cls`` from the keyword arguments of ``O1Embedder.from_pretrained`` (see
+    there)."""
     names = dict(spec)
     settings = dict(spec)
     model = settings.pop("model", DEFAULT_MODEL)
@@ -162,6 +165,7 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
         return _remember(
             names,
             embedder_from_loaded(
+                cls,
                 loaded,
                 model_name=model,
                 think_mode=think_mode,
@@ -210,7 +214,7 @@ def load_embedder(spec: dict[str, Any]) -> O1Embedder:
     if composed is not None and own_thinker:  # the shipped gate judges the shipped thinker's thoughts
         gate_path = ADAPTERS_DIR / composed.folder / GATE_FILE
         gate = ThinkGate.load(gate_path) if gate_path.is_file() else None
-    return _remember(names, with_defaults(encoder, thinker, config, query_weight, cache_obj, name, gate))
+    return _remember(names, with_defaults(cls, encoder, thinker, config, query_weight, cache_obj, name, gate))
 
 
 def _load_thinker(
@@ -255,16 +259,16 @@ def reduce_embedder(embedder: O1Embedder) -> tuple[Any, ...]:
     key = _spec_key(embedder._spec)
     with _REGISTRY_LOCK:
         _REGISTRY.setdefault(key, embedder)
-    return (_embedder_from_spec, (embedder._spec, embedder.query_weight))
+    return (_embedder_from_spec, (type(embedder), embedder._spec, embedder.query_weight))
 
 
-def _embedder_from_spec(spec: dict[str, Any], query_weight: float) -> O1Embedder:
+def _embedder_from_spec(cls: type[O1Embedder], spec: dict[str, Any], query_weight: float) -> O1Embedder:
     """Unpickling: the embedder loaded with these names in this process, else a newly loaded one."""
     key = _spec_key(spec)
     with _REGISTRY_LOCK:
         embedder = _REGISTRY.get(key)
         if embedder is None:
-            embedder = load_embedder(spec)
+            embedder = load_embedder(cls, spec)
             _REGISTRY[key] = embedder
     if embedder.query_weight != query_weight:
         logger.warning(
