@@ -28,7 +28,7 @@ def bench(
     """Speed benchmarks, printed as ratios against baselines measured in the same run."""
 
     def body() -> None:
-        from o1_rag.evaluation.bench import run_bench
+        from o1_rag.evaluation.bench_run import run_bench
 
         title, rows = run_bench(
             [s.strip() for s in suites.split(",") if s.strip()],

@@ -1,4 +1,4 @@
-"""The scale-out suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench``): ``train`` (the cost of one
+"""The scale-out suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench_run``): ``train`` (the cost of one
 training step of the joint objective, and of its single forward against separate forwards) and ``ray``
 (indexing with Ray actors against one process)."""
 

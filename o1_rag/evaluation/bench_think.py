@@ -1,4 +1,4 @@
-"""The thinking suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench``): ``think`` (search latency for
+"""The thinking suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench_run``): ``think`` (search latency for
 think never / auto / always, what hybrid search's feedback adds, and the same queries searched in one
 batched ``search_to_file`` call) and ``agree`` (early stopping once two thoughts agree)."""
 
