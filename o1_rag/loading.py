@@ -240,8 +240,8 @@ def _remember(spec: dict[str, Any], embedder: O1Embedder) -> O1Embedder:
     return embedder
 
 
-def _spec_key(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, sort_keys=True, default=str)
+def _spec_key(cls: type, spec: dict[str, Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__} " + json.dumps(spec, sort_keys=True, default=str)
 
 
 def reduce_embedder(embedder: O1Embedder) -> tuple[Any, ...]:
@@ -256,7 +256,7 @@ def reduce_embedder(embedder: O1Embedder) -> tuple[Any, ...]:
             "this O1Embedder's thinker was replaced after loading (e.g. by an llm=): it cannot be "
             "pickled; pickle the retriever or embeddings object that set it instead"
         )
-    key = _spec_key(embedder._spec)
+    key = _spec_key(type(embedder), embedder._spec)
     with _REGISTRY_LOCK:
         _REGISTRY.setdefault(key, embedder)
     return (_embedder_from_spec, (type(embedder), embedder._spec, embedder.query_weight))
@@ -264,7 +264,7 @@ def reduce_embedder(embedder: O1Embedder) -> tuple[Any, ...]:
 
 def _embedder_from_spec(cls: type[O1Embedder], spec: dict[str, Any], query_weight: float) -> O1Embedder:
     """Unpickling: the embedder loaded with these names in this process, else a newly loaded one."""
-    key = _spec_key(spec)
+    key = _spec_key(cls, spec)
     with _REGISTRY_LOCK:
         embedder = _REGISTRY.get(key)
         if embedder is None:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from o1_rag.causal_lm import load_model
+from o1_rag.embedder import O1Embedder
 from o1_rag.errors import ModelNotFoundError
 from o1_rag.models import expand_bundled, resolve_base
 from o1_rag.prompts import O1_TOKENS
@@ -106,3 +107,18 @@ def test_loading_an_adapter_warns_nothing_about_peft_internals(
         warnings.simplefilter("always")
         load_model(str(tiny_model_dir), adapter=str(tiny_adapter_dir), device="cpu")
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
+class Tagged(O1Embedder):
+    """A user's subclass of the embedder."""
+
+
+def test_a_subclass_of_the_embedder_loads_and_unpickles_as_itself(tiny_model_dir: Path) -> None:
+    import pickle
+
+    loaded = Tagged.from_pretrained(str(tiny_model_dir), device="cpu", cache=False, thinker=False)
+    assert type(loaded) is Tagged
+    clone = pickle.loads(pickle.dumps(loaded))  # the registry hands back the same object in this process
+    assert type(clone) is Tagged and clone.fingerprint == loaded.fingerprint
+    plain = O1Embedder.from_pretrained(str(tiny_model_dir), device="cpu", cache=False, thinker=False)
+    assert type(pickle.loads(pickle.dumps(plain))) is O1Embedder  # the same names, kept apart by class
