@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from o1_rag.training.recipe import RecipeError, read_recipe, record_base
+from o1_rag.training.recipe import RecipeError, check_shared, read_recipe, record_base
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +64,12 @@ class EncoderRecipe:
 
     def check(self, where: str) -> None:
         """Ranges, with ``where`` (the recipe file) in the message."""
-        if not self.train_files:
-            raise RecipeError(f"{where}: [data] train_files is empty")
-        if not 0.0 <= self.query_only_share <= 1.0:
-            raise RecipeError(f"{where}: query_only_share must be in [0, 1]")
-        if min(self.batch_size, self.r, self.num_thoughts, self.max_new_tokens) < 1:
-            raise RecipeError(f"{where}: batch_size, r, num_thoughts and max_new_tokens must be >= 1")
-        if self.learning_rate <= 0:
-            raise RecipeError(f"{where}: learning_rate must be > 0")
+        share = self.query_only_share
+        own = [
+            (0.0 <= share <= 1.0, f"query_only_share must be in [0, 1], got {share}"),
+            (self.temperature >= 0, f"[thinker] temperature must be >= 0, got {self.temperature}"),
+        ]
+        check_shared(self, where, ("num_thoughts", "max_new_tokens"), own)
 
 
 def load_encoder_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> EncoderRecipe:

@@ -111,13 +111,58 @@ def read_recipe(
     return recipe
 
 
+SHARED_COUNTS = ("batch_size", "r", "alpha", "logging_steps", "save_steps", "save_total_limit")
+
+
+def check_shared(
+    recipe: Any, where: str, counts: tuple[str, ...] = (), more: list[tuple[bool, str]] | None = None
+) -> None:
+    """The ranges of what both recipes have (``[data] train_files``, ``[lora]``, ``[training]``), then the
+    recipe's own: ``counts`` (settings that must be >= 1) and ``more`` (``(ok, message)`` pairs). The first
+    value out of range is a one-line ``RecipeError`` naming ``where`` (the file), before any model loads.
+    """
+    checks = [(bool(recipe.train_files), "[data] train_files is empty")]
+    checks += [
+        (getattr(recipe, name) >= 1, f"{name} must be >= 1, got {getattr(recipe, name)}")
+        for name in SHARED_COUNTS + counts
+    ]
+    checks += [
+        (0.0 <= recipe.dropout < 1.0, f"dropout must be in [0, 1), got {recipe.dropout}"),
+        (recipe.learning_rate > 0, f"learning_rate must be > 0, got {recipe.learning_rate}"),
+        (0.0 <= recipe.warmup_ratio <= 1.0, f"warmup_ratio must be in [0, 1], got {recipe.warmup_ratio}"),
+        (
+            recipe.max_steps > 0 or recipe.epochs > 0,
+            f"epochs must be > 0 (or set max_steps), got {recipe.epochs}",
+        ),
+        *(more or []),
+    ]
+    problem = next((message for ok, message in checks if not ok), None)
+    if problem is not None:
+        raise RecipeError(f"{where}: {problem}")
+
+
+BF16_CHOICES = ("auto", "true", "false", "yes", "no")
+
+
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a TOML recipe of the joint model."""
+    """Read a TOML recipe of the joint model; unknown sections and keys, wrong types and values out of
+    range are errors."""
     recipe = read_recipe(path, Recipe, SECTIONS, overrides)
-    if not recipe.train_files:
-        raise RecipeError(f"{path}: [data] train_files is empty")
-    if recipe.group_size < 1 or recipe.batch_size < 1:
-        raise RecipeError(f"{path}: group_size and batch_size must be >= 1")
+    counts = (
+        "group_size",
+        "gradient_accumulation",
+        "max_query_tokens",
+        "max_thought_tokens",
+        "max_document_tokens",
+    )
+    loss = [
+        (recipe.temperature > 0, f"[loss] temperature must be > 0, got {recipe.temperature}"),
+        (0.0 <= recipe.lam <= 1.0, f"[loss] lam must be in [0, 1], got {recipe.lam}"),
+        (0.0 <= recipe.vq_share <= 1.0, f"[loss] vq_share must be in [0, 1], got {recipe.vq_share}"),
+        (recipe.kl_weight >= 0, f"[loss] kl_weight must be >= 0, got {recipe.kl_weight}"),
+        (recipe.bf16 in BF16_CHOICES, f"bf16 must be one of {', '.join(BF16_CHOICES)}, got '{recipe.bf16}'"),
+    ]
+    check_shared(recipe, str(path), counts, loss)
     return recipe
 
 
@@ -187,7 +232,7 @@ def prepare(recipe: Recipe) -> tuple[Any, Any, int]:
     bf16 = (
         device.startswith("cuda") and torch.cuda.is_bf16_supported()
         if recipe.bf16 == "auto"
-        else (recipe.bf16 in (True, "true", "yes"))
+        else (recipe.bf16 in ("true", "yes"))
     )
     gradient_checkpointing = recipe.gradient_checkpointing and device.startswith("cuda")
     accepted = inspect.signature(TrainingArguments).parameters
