@@ -159,3 +159,76 @@ def test_cli_eval_rag_rejects_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no answerable questions" in result.output and not out.exists()
     result = CliRunner().invoke(app, ["eval", "rag", str(tmp_path), "-r", "bm99"], env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "unknown system 'bm99'" in result.output
+
+
+class CountingAnswer(LLM):
+    """The fixed answer, counting calls; fails on call ``fail_on`` (a kill mid-evaluation)."""
+
+    calls: int = 0
+    fail_on: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "counting"
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> str:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt
+        return ANSWER
+
+
+def test_a_killed_evaluation_resumes_from_its_checkpoint(
+    qa_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import o1_rag.evaluation.rag as rag
+
+    monkeypatch.setattr(rag, "CHUNK", 1)  # one question per recorded chunk
+    partial = tmp_path / "report.partial.jsonl"
+
+    def run(generator: LLM, key: str = "a") -> Any:
+        return evaluate_rag(
+            qa_set,
+            "bm25",
+            EvalSettings(device="cpu"),
+            k=1,
+            generator=generator,
+            generator_name="fixed",
+            checkpoint=partial,
+            run_key={"answer_tokens": key},
+        )
+
+    whole = run(FixedAnswer())
+    partial.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        run(CountingAnswer(fail_on=2))  # the second question's answer never comes
+    assert len(partial.read_text().splitlines()) == 1  # the first question was answered and scored
+    again = CountingAnswer()
+    resumed = run(again)
+    assert again.calls == 1  # only the second question
+    assert resumed.scores == whole.scores and resumed.samples == whole.samples
+    with open(partial, "ab") as handle:
+        handle.write(b'{"key": "half a rec')  # a torn last line is cut away, nothing else is lost
+    done = CountingAnswer()
+    assert run(done).scores == whole.scores and done.calls == 0
+    changed = CountingAnswer()
+    run(changed, key="b")  # another answer length: nothing is reused
+    assert changed.calls == 2
+    partial.write_text('{"something": "else"}\n')
+    with pytest.raises(DataError, match="not an eval rag record"):
+        run(FixedAnswer())
+
+
+def test_cli_eval_rag_writes_the_report_and_drops_its_checkpoint(
+    qa_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import o1_rag.evaluation.llms as llms
+
+    monkeypatch.setattr(llms, "make_llm", lambda *args, **kwargs: FixedAnswer())
+    monkeypatch.setattr(llms, "ragas_embeddings", lambda: None)
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(
+        app, ["eval", "rag", str(qa_set), "-r", "bm25", "-k", "1", "--no-llm-metrics", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file() and not (tmp_path / "rep.partial.jsonl").exists()

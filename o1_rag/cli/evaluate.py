@@ -299,7 +299,10 @@ def eval_rag(
     db: DbOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report."""
+    """Retrieve contexts with each retriever, answer with an LLM, score with ragas, write a report.
+
+    Resumable: answers and scores are kept in OUTPUT.partial.jsonl as they come, and a re-run of the same
+    command takes them from there; the file goes once the report is written."""
 
     def body() -> None:
         from o1_rag.evaluation.data import load_qa
@@ -317,6 +320,9 @@ def eval_rag(
         answerer = make_llm(generator, generator_url, max_new_tokens, api_key, model.device)
         judge_embeddings = ragas_embeddings()
         judge_llm = ragas_judge(judge, judge_url, api_key, model.device) if llm_metrics else None
+        target = output or Path("evals") / "reports" / f"rag-{data_dir.resolve().name}"
+        partial = target.with_name(f"{target.name}.partial.jsonl")  # answers and scores so far
+        run_key = {"generator_url": generator_url, "answer_tokens": max_new_tokens, "judge_url": judge_url}
         with progress_bars() as update:
             result = evaluate_rag(
                 data_dir,
@@ -331,9 +337,11 @@ def eval_rag(
                 judge_embeddings=judge_embeddings,
                 timeout_s=timeout,
                 progress=update,
+                checkpoint=partial,
+                run_key=run_key,
             )
-        target = output or Path("evals") / "reports" / f"rag-{result.dataset}"
         write_rag_report(result, target, command_line(ctx))
+        partial.unlink(missing_ok=True)  # the report holds it all now
         metrics = list(dict.fromkeys(m for scores in result.scores.values() for m in scores))
         table = Table(title=clean(f"{result.dataset}: {result.num_questions} questions, top-{k} contexts"))
         table.add_column("retriever")

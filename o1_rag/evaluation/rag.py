@@ -9,6 +9,9 @@ bounded ``RunConfig``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
 import os
@@ -61,6 +64,33 @@ def retrieve_contexts(
     return [[by_id[d] for d in list(ranking[item.id])[:k]] for item in items]
 
 
+CHUNK = 16  # questions answered and scored together: the unit a resumed run may lose
+
+
+def run_digest(data_dir: str | Path, spec: str, k: int, run_key: dict[str, Any] | None) -> str:
+    """What makes a retriever's answers and scores reusable by a later run: the collection, the retriever,
+    ``k`` and the caller's ``run_key`` (generator, judge, metrics, model settings ...)."""
+    blob = json.dumps(
+        {"data": str(Path(data_dir).resolve()), "spec": spec, "k": k, **(run_key or {})},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_checkpoint(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The records of an earlier run (``key`` -> record); a torn last line is cut away first."""
+    if path is None:
+        return {}
+    from o1_rag.errors import DataError
+    from o1_rag.files import finished_keys
+
+    if not finished_keys(path, "key", DataError, "an eval rag record"):
+        return {}
+    records = (json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
+    return {r["key"]: r for r in records}
+
+
 def evaluate_rag(
     data_dir: str | Path,
     retrievers: str,
@@ -75,15 +105,22 @@ def evaluate_rag(
     timeout_s: int = 120,
     workers: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
+    checkpoint: str | Path | None = None,
+    run_key: dict[str, Any] | None = None,
 ) -> RAGResult:
     """Retrieve, answer and score every question with each retriever.
 
     ``generator`` and ``judge`` are LangChain LLMs (see ``o1_rag.evaluation.llms``); without a judge only
     the non-LLM metrics run (semantic similarity too, given ``judge_embeddings``). ``workers`` bounds
     concurrent judge calls (1 suits a local judge). ``progress(label, done, total)`` is told each stage.
+
+    With ``checkpoint`` (a JSON-lines file), each chunk of questions is recorded once answered and scored;
+    a later call with the same file takes those records instead of answering and scoring the questions
+    again (a killed evaluation resumes) when it agrees on the collection, retriever, ``k``, ``limit``,
+    settings, generator and judge names, metrics and ``run_key`` (whatever else changes an answer or a
+    score: a generator's endpoint or answer length ...). ``seconds`` counts this call's work only.
     """
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-    from ragas import EvaluationDataset, SingleTurnSample, evaluate
     from ragas.metrics import (
         Faithfulness,
         IDBasedContextPrecision,
@@ -98,7 +135,7 @@ def evaluate_rag(
     )
     from ragas.run_config import RunConfig
 
-    from o1_rag.evaluation.llms import chat_prompt, complete
+    from o1_rag.files import append_lines
 
     if k <= 0:
         raise ValueError(f"-k must be > 0, got {k}")
@@ -119,66 +156,48 @@ def evaluate_rag(
     if judge is not None:
         metrics += [Faithfulness(), ResponseRelevancy(), LLMContextRecall()]
     run_config = RunConfig(timeout=timeout_s, max_retries=1, max_wait=2, max_workers=workers)
+    path = Path(checkpoint) if checkpoint is not None else None
+    done = _read_checkpoint(path)
+    key_of = {
+        **(run_key or {}),
+        "settings": dataclasses.asdict(context.settings),
+        "generator": generator_name,
+        "judge": judge_name,
+        "metrics": [m.name for m in metrics],
+        "limit": limit,
+    }
     scores: dict[str, dict[str, float]] = {}
     failed: dict[str, dict[str, int]] = {}
     samples: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
-
-    def tell(stage: str, done: int) -> None:
-        if progress is not None:
-            progress(stage, done, len(specs))
-
     for n, spec in enumerate(specs):
         start = time.perf_counter()
-        tell("retrieving", n)
-        contexts = retrieve_contexts(spec, corpus, items, k, context)
-        tell("retrieving", n + 1)
-        prompts = [
-            chat_prompt(
-                generator,
-                ANSWER_PROMPT.format(
-                    context="\n\n".join(d.full_text() for d in docs), question=item.question
-                ),
+        digest = run_digest(data_dir, spec, k, key_of)
+        todo = [item for item in items if f"{digest}:{item.id}" not in done]
+        if len(todo) < len(items):
+            logger.info(
+                "%s: %d of %d questions taken from %s", spec, len(items) - len(todo), len(items), path
             )
-            for item, docs in zip(items, contexts, strict=True)
-        ]
-        tell("answering", n)
-        answers = complete(generator, prompts)
-        tell("answering", n + 1)
-        dataset = EvaluationDataset(
-            [
-                SingleTurnSample(
-                    user_input=item.question,
-                    response=answer,
-                    reference=item.ground_truth,
-                    retrieved_contexts=[d.full_text() for d in docs],
-                    reference_contexts=item.contexts or None,
-                    retrieved_context_ids=[d.id for d in docs],
-                    reference_context_ids=item.context_ids or None,
+        if progress is not None:
+            progress(f"answering and scoring ({spec})", len(items) - len(todo), len(items))
+        contexts = retrieve_contexts(spec, corpus, todo, k, context) if todo else []
+        for first in range(0, len(todo), CHUNK):
+            chunk = list(zip(todo[first : first + CHUNK], contexts[first : first + CHUNK], strict=True))
+            records = _answer_and_score(chunk, generator, metrics, judge, judge_embeddings, run_config)
+            for (item, _), record in zip(chunk, records, strict=True):
+                record["key"] = f"{digest}:{item.id}"
+                done[record["key"]] = record
+            if path is not None:
+                append_lines(path, [json.dumps(r, ensure_ascii=False) for r in records])
+            if progress is not None:
+                progress(
+                    f"answering and scoring ({spec})", len(items) - len(todo) + first + len(chunk), len(items)
                 )
-                for item, docs, answer in zip(items, contexts, answers, strict=True)
-            ]
-        )
-        tell("scoring", n)
-        result = evaluate(
-            dataset,
-            metrics=metrics,
-            llm=judge,
-            embeddings=judge_embeddings,
-            run_config=run_config,
-            show_progress=False,
-            raise_exceptions=False,
-        )
-        frame = result.to_pandas()
-        columns = {  # ragas may decorate a column name, e.g. "rouge_score(mode=fmeasure)"
-            m.name: next(c for c in frame.columns if c == m.name or c.startswith(f"{m.name}("))
-            for m in metrics
-            if any(c == m.name or c.startswith(f"{m.name}(") for c in frame.columns)
-        }
-        names = list(columns)
+        ordered = [done[f"{digest}:{item.id}"] for item in items]
+        names = [m.name for m in metrics if any(m.name in r["scores"] for r in ordered)]
         scores[spec], failed[spec] = {}, {}
         for name in names:
-            values = [float(v) for v in frame[columns[name]].tolist()]
+            values = [float(r["scores"].get(name, float("nan"))) for r in ordered]
             ok = [v for v in values if not math.isnan(v)]
             scores[spec][name] = sum(ok) / len(ok) if ok else float("nan")
             failed[spec][name] = len(values) - len(ok)
@@ -186,14 +205,14 @@ def evaluate_rag(
             {
                 "id": item.id,
                 "question": item.question,
-                "answer": answer,
-                "context_ids": [d.id for d in docs],
-                **{name: float(frame[columns[name]].iloc[row]) for name in names},
+                "answer": r["answer"],
+                "context_ids": r["context_ids"],
+                **{name: float(r["scores"].get(name, float("nan"))) for name in names},
             }
-            for row, (item, docs, answer) in enumerate(zip(items, contexts, answers, strict=True))
+            for item, r in zip(items, ordered, strict=True)
         ]
         seconds[spec] = time.perf_counter() - start
-        tell("scoring", n + 1)
+        logger.debug("retriever %d of %d done: %s", n + 1, len(specs), spec)
     return RAGResult(
         Path(data_dir).resolve().name,
         specs,
@@ -206,3 +225,65 @@ def evaluate_rag(
         generator_name,
         judge_name,
     )
+
+
+def _answer_and_score(
+    chunk: list[tuple[QAItem, list[Document]]],
+    generator: Any,
+    metrics: list[Any],
+    judge: Any,
+    judge_embeddings: Any,
+    run_config: Any,
+) -> list[dict[str, Any]]:
+    """Answer each question from its contexts and score the answers with ragas: one record each
+    (``id``, ``context_ids``, ``answer``, ``scores``: metric -> value, NaN where the judge could not)."""
+    from ragas import EvaluationDataset, SingleTurnSample, evaluate
+
+    from o1_rag.evaluation.llms import chat_prompt, complete
+
+    prompts = [
+        chat_prompt(
+            generator,
+            ANSWER_PROMPT.format(context="\n\n".join(d.full_text() for d in docs), question=item.question),
+        )
+        for item, docs in chunk
+    ]
+    answers = complete(generator, prompts)
+    dataset = EvaluationDataset(
+        [
+            SingleTurnSample(
+                user_input=item.question,
+                response=answer,
+                reference=item.ground_truth,
+                retrieved_contexts=[d.full_text() for d in docs],
+                reference_contexts=item.contexts or None,
+                retrieved_context_ids=[d.id for d in docs],
+                reference_context_ids=item.context_ids or None,
+            )
+            for (item, docs), answer in zip(chunk, answers, strict=True)
+        ]
+    )
+    result = evaluate(
+        dataset,
+        metrics=metrics,
+        llm=judge,
+        embeddings=judge_embeddings,
+        run_config=run_config,
+        show_progress=False,
+        raise_exceptions=False,
+    )
+    frame = result.to_pandas()
+    columns = {  # ragas may decorate a column name, e.g. "rouge_score(mode=fmeasure)"
+        m.name: next(c for c in frame.columns if c == m.name or c.startswith(f"{m.name}("))
+        for m in metrics
+        if any(c == m.name or c.startswith(f"{m.name}(") for c in frame.columns)
+    }
+    return [
+        {
+            "id": item.id,
+            "context_ids": [d.id for d in docs],
+            "answer": answer,
+            "scores": {name: float(frame[column].iloc[row]) for name, column in columns.items()},
+        }
+        for row, ((item, docs), answer) in enumerate(zip(chunk, answers, strict=True))
+    ]
