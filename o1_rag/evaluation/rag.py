@@ -170,7 +170,7 @@ def evaluate_rag(
     failed: dict[str, dict[str, int]] = {}
     samples: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
-    for n, spec in enumerate(specs):
+    for spec in specs:
         start = time.perf_counter()
         digest = run_digest(data_dir, spec, k, key_of)
         todo = [item for item in items if f"{digest}:{item.id}" not in done]
@@ -212,7 +212,6 @@ def evaluate_rag(
             for item, r in zip(items, ordered, strict=True)
         ]
         seconds[spec] = time.perf_counter() - start
-        logger.debug("retriever %d of %d done: %s", n + 1, len(specs), spec)
     return RAGResult(
         Path(data_dir).resolve().name,
         specs,
