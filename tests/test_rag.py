@@ -17,13 +17,20 @@ ANSWER = "Aspirin thins the blood."
 
 
 class FixedAnswer(LLM):
-    """A generator that always gives the same answer."""
+    """A generator that always gives the same answer, counting calls; it fails on call ``fail_on`` (as a
+    killed evaluation would)."""
+
+    calls: int = 0
+    fail_on: int = 0
 
     @property
     def _llm_type(self) -> str:
         return "fixed"
 
     def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> str:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt
         return ANSWER
 
 
@@ -161,23 +168,6 @@ def test_cli_eval_rag_rejects_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown system 'bm99'" in result.output
 
 
-class CountingAnswer(LLM):
-    """The fixed answer, counting calls; fails on call ``fail_on`` (a kill mid-evaluation)."""
-
-    calls: int = 0
-    fail_on: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "counting"
-
-    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> str:
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise KeyboardInterrupt
-        return ANSWER
-
-
 def test_a_killed_evaluation_resumes_from_its_checkpoint(
     qa_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,17 +191,17 @@ def test_a_killed_evaluation_resumes_from_its_checkpoint(
     whole = run(FixedAnswer())
     partial.unlink()
     with pytest.raises(KeyboardInterrupt):
-        run(CountingAnswer(fail_on=2))  # the second question's answer never comes
+        run(FixedAnswer(fail_on=2))  # the second question's answer never comes
     assert len(partial.read_text().splitlines()) == 1  # the first question was answered and scored
-    again = CountingAnswer()
+    again = FixedAnswer()
     resumed = run(again)
     assert again.calls == 1  # only the second question
     assert resumed.scores == whole.scores and resumed.samples == whole.samples
     with open(partial, "ab") as handle:
         handle.write(b'{"key": "half a rec')  # a torn last line is cut away, nothing else is lost
-    done = CountingAnswer()
+    done = FixedAnswer()
     assert run(done).scores == whole.scores and done.calls == 0
-    changed = CountingAnswer()
+    changed = FixedAnswer()
     run(changed, key="b")  # another answer length: nothing is reused
     assert changed.calls == 2
     partial.write_text('{"something": "else"}\n')

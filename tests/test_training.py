@@ -238,55 +238,37 @@ def test_recipe_errors_and_cli(tmp_path: Path, tiny_model_dir: Path, train_file:
     assert (tmp_path / "o" / "o1_config.json").is_file()
 
 
-def _recipe_with(folder: Path, section: str, setting: str) -> Path:
-    """A recipe file naming one training file, with ``setting`` in ``[section]``."""
-    extra = f"{setting}\n" if section == "data" else f"[{section}]\n{setting}\n"
-    path = folder / "recipe.toml"
-    path.write_text(f'[data]\ntrain_files = ["x.jsonl"]\n{extra}')
-    return path
-
-
 @pytest.mark.parametrize(
-    ("section", "setting", "message"),
+    ("kind", "section", "setting", "message"),
     [
-        ("lora", "r = 0", "r must be >= 1, got 0"),
-        ("lora", "dropout = 1.0", "dropout must be in [0, 1), got 1.0"),
-        ("training", "learning_rate = -0.001", "learning_rate must be > 0, got -0.001"),
-        ("training", "warmup_ratio = 1.5", "warmup_ratio must be in [0, 1], got 1.5"),
-        ("training", "epochs = 0.0", "epochs must be > 0 (or set max_steps), got 0.0"),
-        ("training", "gradient_accumulation = 0", "gradient_accumulation must be >= 1, got 0"),
-        ("training", 'bf16 = "ture"', "bf16 must be one of auto, true, false, yes, no, got 'ture'"),
-        ("loss", "lam = 1.5", "[loss] lam must be in [0, 1], got 1.5"),
-        ("loss", "temperature = 0.0", "[loss] temperature must be > 0, got 0.0"),
-        ("loss", "vq_share = -0.1", "[loss] vq_share must be in [0, 1], got -0.1"),
-        ("data", "max_document_tokens = 0", "max_document_tokens must be >= 1, got 0"),
+        ("joint", "lora", "r = 0", "r must be >= 1, got 0"),
+        ("joint", "lora", "dropout = 1.0", "dropout must be in [0, 1), got 1.0"),
+        ("joint", "training", "learning_rate = -0.001", "learning_rate must be > 0, got -0.001"),
+        ("joint", "training", "warmup_ratio = 1.5", "warmup_ratio must be in [0, 1], got 1.5"),
+        ("joint", "training", "epochs = 0.0", "epochs must be > 0 (or set max_steps), got 0.0"),
+        ("joint", "training", "gradient_accumulation = 0", "gradient_accumulation must be >= 1, got 0"),
+        ("joint", "training", 'bf16 = "ture"', "bf16 must be one of auto, true, false, yes, no, got 'ture'"),
+        ("joint", "loss", "lam = 1.5", "[loss] lam must be in [0, 1], got 1.5"),
+        ("joint", "loss", "temperature = 0.0", "[loss] temperature must be > 0, got 0.0"),
+        ("joint", "loss", "vq_share = -0.1", "[loss] vq_share must be in [0, 1], got -0.1"),
+        ("joint", "data", "max_document_tokens = 0", "max_document_tokens must be >= 1, got 0"),
+        ("encoder", "lora", "alpha = 0", "alpha must be >= 1, got 0"),
+        ("encoder", "training", "save_steps = 0", "save_steps must be >= 1, got 0"),
+        ("encoder", "thinker", "num_thoughts = 0", "num_thoughts must be >= 1, got 0"),
+        ("encoder", "thinker", "temperature = -1.0", "[thinker] temperature must be >= 0, got -1.0"),
+        ("encoder", "data", "query_only_share = 2.0", "query_only_share must be in [0, 1], got 2.0"),
     ],
 )
 def test_recipe_values_out_of_range_are_one_line_errors(
-    section: str, setting: str, message: str, tmp_path: Path
-) -> None:
-    recipe = _recipe_with(tmp_path, section, setting)
-    with pytest.raises(RecipeError, match=re.escape(f"{recipe}: {message}")):
-        load_recipe(recipe)
-    result = CliRunner().invoke(app, ["train", "--config", str(recipe)])
-    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
-
-
-@pytest.mark.parametrize(
-    ("section", "setting", "message"),
-    [
-        ("lora", "alpha = 0", "alpha must be >= 1, got 0"),
-        ("training", "save_steps = 0", "save_steps must be >= 1, got 0"),
-        ("thinker", "num_thoughts = 0", "num_thoughts must be >= 1, got 0"),
-        ("thinker", "temperature = -1.0", "[thinker] temperature must be >= 0, got -1.0"),
-        ("data", "query_only_share = 2.0", "query_only_share must be in [0, 1], got 2.0"),
-    ],
-)
-def test_encoder_recipe_shares_the_range_checks(
-    section: str, setting: str, message: str, tmp_path: Path
+    kind: str, section: str, setting: str, message: str, tmp_path: Path
 ) -> None:
     from o1_rag.training.encoder import load_encoder_recipe
 
-    recipe = _recipe_with(tmp_path, section, setting)
-    with pytest.raises(RecipeError, match=re.escape(message)):
-        load_encoder_recipe(recipe)
+    extra = f"{setting}\n" if section == "data" else f"[{section}]\n{setting}\n"
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'[data]\ntrain_files = ["x.jsonl"]\n{extra}')
+    with pytest.raises(RecipeError, match=re.escape(f"{recipe}: {message}")):
+        (load_recipe if kind == "joint" else load_encoder_recipe)(recipe)
+    command = "train" if kind == "joint" else "train-encoder"
+    result = CliRunner().invoke(app, [command, "--config", str(recipe)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output

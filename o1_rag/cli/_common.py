@@ -119,6 +119,9 @@ ThinkerUrlOpt = Annotated[
 ]
 
 
+EndpointUrlOpt = Annotated[  # named by its parameter: --generator-url, --judge-url, --expert-url
+    str | None, typer.Option(help="OpenAI-compatible base URL (instead of a local model).")
+]
 ConcurrencyOpt = Annotated[
     int,
     typer.Option(

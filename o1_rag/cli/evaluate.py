@@ -13,6 +13,7 @@ from o1_rag.cli._common import (
     ApiKeyEnvOpt,
     DbOpt,
     EncoderOpt,
+    EndpointUrlOpt,
     FeedbackOpt,
     MaxNewOpt,
     NumThoughtsOpt,
@@ -30,6 +31,18 @@ from o1_rag.feedback import FEEDBACK_DOCS
 from o1_rag.models import BASE_MODEL
 
 EvalSeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed for thoughts.")]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Report folder [default: evals/reports/<command>-<collection>]."),
+]
+
+
+def report_target(output: Path | None, command: str, data_dir: Path) -> Path:
+    """Where a report goes (``output``, else ``evals/reports/<command>-<collection folder>``), checked before
+    any work: it may replace an earlier report, never other files."""
+    from o1_rag.evaluation.report import check_report_target
+
+    return check_report_target(output or Path("evals") / "reports" / f"{command}-{data_dir.resolve().name}")
 
 
 @with_groups
@@ -48,9 +61,7 @@ def eval_ir(
         ),
     ] = "bm25,dense,o1-nothink,o1",
     baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
-    ] = None,
+    output: ReportOpt = None,
     limit_queries: Annotated[
         int | None, typer.Option("--limit-queries", help="Evaluate the first N.")
     ] = None,
@@ -80,10 +91,9 @@ def eval_ir(
     def body() -> None:
         from o1_rag.evaluation.ir import evaluate_ir
         from o1_rag.evaluation.metrics import METRICS
-        from o1_rag.evaluation.report import check_report_target, write_ir_report
+        from o1_rag.evaluation.report import write_ir_report
 
-        if output is not None:
-            check_report_target(output)  # before any work: never after a long evaluation
+        target = report_target(output, "ir", data_dir)  # before any work: never after a long evaluation
         settings = model.eval_settings(
             db,
             thinker,
@@ -101,7 +111,6 @@ def eval_ir(
             result = evaluate_ir(
                 data_dir, systems, settings, baseline=baseline, limit_queries=limit_queries, progress=update
             )
-        target = output or Path("evals") / "reports" / f"ir-{result.dataset}"
         write_ir_report(result, target, command_line(ctx))
         table = Table(
             title=clean(f"{result.dataset}: {result.num_queries} queries, {result.num_docs} documents")
@@ -205,9 +214,7 @@ def eval_runs(
 def eval_frontier(
     ctx: typer.Context,
     data_dir: Annotated[Path, typer.Argument(help="BEIR folder (corpus, queries, qrels).")],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/frontier-<name>]")
-    ] = None,
+    output: ReportOpt = None,
     thoughts: Annotated[str, typer.Option("--thoughts", help="Thoughts per query to try, e.g. 1,3.")] = "1,3",
     tokens: Annotated[str, typer.Option("--tokens", help="Tokens per thought to try, e.g. 16,48.")] = "16,48",
     latency_queries: Annotated[
@@ -226,10 +233,8 @@ def eval_frontier(
 
     def body() -> None:
         from o1_rag.evaluation.frontier import evaluate_frontier, write_frontier_report
-        from o1_rag.evaluation.report import check_report_target
 
-        if output is not None:
-            check_report_target(output)
+        target = report_target(output, "frontier", data_dir)
 
         def numbers(text: str, option: str) -> tuple[int, ...]:
             try:
@@ -244,7 +249,6 @@ def eval_frontier(
         settings = model.eval_settings(db, seed=seed)
         with progress_bars() as update:
             result = evaluate_frontier(data_dir, settings, *grid, latency_queries, limit_queries, update)
-        target = output or Path("evals") / "reports" / f"frontier-{result.dataset}"
         write_frontier_report(result, target, command_line(ctx))
         table = Table(title=clean(f"{result.dataset}: quality against latency"))
         for column in ("setting", "nDCG@10", "mean ms", "p95 ms", "thought on"):
@@ -277,11 +281,9 @@ def eval_rag(
     generator: Annotated[
         str, typer.Option("--generator", help="Answering model (name or endpoint model).")
     ] = BASE_MODEL,
-    generator_url: Annotated[
-        str | None, typer.Option("--generator-url", help="OpenAI-compatible base URL.")
-    ] = None,
+    generator_url: EndpointUrlOpt = None,
     judge: Annotated[str, typer.Option("--judge", help="Judge model for the LLM metrics.")] = BASE_MODEL,
-    judge_url: Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL.")] = None,
+    judge_url: EndpointUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     llm_metrics: Annotated[
         bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
@@ -290,9 +292,7 @@ def eval_rag(
     timeout: Annotated[
         int, typer.Option("--timeout", help="Seconds per judged sample (ragas RunConfig).")
     ] = 120,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="[default: evals/reports/<name>]")
-    ] = None,
+    output: ReportOpt = None,
     num_thoughts: NumThoughtsOpt = None,
     seed: EvalSeedOpt = 0,
     model: ModelOptions = ModelOptions(),
@@ -308,19 +308,17 @@ def eval_rag(
         from o1_rag.evaluation.data import load_qa
         from o1_rag.evaluation.llms import make_llm, ragas_embeddings, ragas_judge
         from o1_rag.evaluation.rag import evaluate_rag
-        from o1_rag.evaluation.report import check_report_target, write_rag_report
+        from o1_rag.evaluation.report import write_rag_report
         from o1_rag.evaluation.systems import parse_systems
 
         parse_systems(retrievers)
         load_qa(data_dir, limit)  # fail on bad input before loading any model
-        if output is not None:
-            check_report_target(output)
+        target = report_target(output, "rag", data_dir)
         settings = model.eval_settings(db, num_thoughts=num_thoughts, seed=seed)
         api_key = api_key_from_env(api_key_env) if generator_url or (llm_metrics and judge_url) else None
         answerer = make_llm(generator, generator_url, max_new_tokens, api_key, model.device)
         judge_embeddings = ragas_embeddings()
         judge_llm = ragas_judge(judge, judge_url, api_key, model.device) if llm_metrics else None
-        target = output or Path("evals") / "reports" / f"rag-{data_dir.resolve().name}"
         partial = target.with_name(f"{target.name}.partial.jsonl")  # answers and scores so far
         run_key = {"generator_url": generator_url, "answer_tokens": max_new_tokens, "judge_url": judge_url}
         with progress_bars() as update:

@@ -11,6 +11,7 @@ from o1_rag.cli._common import (
     ApiKeyEnvOpt,
     ConcurrencyOpt,
     DeviceOpt,
+    EndpointUrlOpt,
     VerboseOpt,
     api_key_from_env,
     clean,
@@ -35,9 +36,7 @@ def synth(
     expert: Annotated[
         str, typer.Option("--expert", help="Local expert model (alias, folder, HF id).")
     ] = BASE_MODEL,
-    expert_url: Annotated[
-        str | None, typer.Option("--expert-url", help="OpenAI-compatible base URL.")
-    ] = None,
+    expert_url: EndpointUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     concurrency: ConcurrencyOpt = 8,
     expert_model: Annotated[
