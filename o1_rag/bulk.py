@@ -68,7 +68,7 @@ def search_to_file(
     """Search each of ``queries`` (``{query_id: text}``) as ``o1_rag.search.search`` does and append one
     JSON object per query to ``output``: ``query_id`` and ``QueryResult.to_dict()`` (without the hits'
     ``title`` and ``text`` when ``texts`` is False). Queries whose id the file already holds are skipped.
-    ``progress(done, total)`` after each chunk.
+    ``progress(done, total)`` once the file is read, then after each chunk.
 
     Raises:
         DataError: ``output`` holds a line that is not such a record.
@@ -77,6 +77,8 @@ def search_to_file(
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     todo = pending(queries, output)
+    if progress is not None:
+        progress(0, len(todo))
     thought = 0
     start = time.perf_counter()
     for first in range(0, len(todo), chunk):

@@ -18,6 +18,7 @@ from o1_rag.cli._common import (
     VerboseOpt,
     clean,
     out,
+    progress_bars,
     run_command,
     styled,
 )
@@ -232,27 +233,17 @@ def _search_file(
 ) -> None:
     """``o1rag search --queries``: every query into ``output`` (``how``: ``search``'s settings), with a
     progress bar and a summary line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from o1_rag.bulk import search_to_file
 
-    from o1_rag.bulk import pending, search_to_file
-    from o1_rag.cli._common import err
-
-    pending(queries, output)  # a file that is not a search run fails here, before the progress bar
-    columns = (
-        TextColumn("{task.description}", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(f"searching {target.name}", total=None)
+    label = f"searching {target.name}"
+    with progress_bars() as update:  # the bar shows once the output file is read and found to be a run
         report = search_to_file(
             embedder,
             target,
             queries,
             output,
             texts=texts,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: update(label, done, total),
             **how,
         )
     out.print(
