@@ -182,6 +182,9 @@ def adopt_collection(
     count = collection.count()
     if collection.fingerprint is not None:
         collection.check(embedder.fingerprint)  # another o1-rag encoder: the usual mismatch message
+        # adopting again says the other tool may have replaced documents in place (same ids, same count):
+        # a raised revision makes every BM25 side built from the collection read its texts again
+        collection.bump_revision()
         return AdoptReport(count, 0, 1.0, already=True)
     if count == 0:
         raise StoreError(f"collection '{collection.name}' is empty: build it with `o1rag index` instead")

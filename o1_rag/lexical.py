@@ -242,9 +242,10 @@ def lexical_index(collection: Any, db: str | Path | None = None) -> LexicalIndex
     """The lexical index of ``collection`` for searching, kept open in this process.
 
     An open index is reused while the collection holds as many documents as it does at the same revision
-    (``O1Collection.revision``: as this process last read the collection's record); otherwise it is
-    synchronised again (``sync_lexical``)."""
+    (``O1Collection.revision``, read again from the store each time, so a document another process
+    replaced is seen at the next search); otherwise it is synchronised again (``sync_lexical``)."""
     folder = lexical_folder(collection, db)
+    collection.refresh()
     with _OPEN_LOCK:
         index = _OPEN.get(folder)
         if (

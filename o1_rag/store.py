@@ -117,8 +117,21 @@ class O1Collection:
     Use ``O1Collection.create_or_open`` for indexing and ``O1Collection.open`` for searching.
     """
 
-    def __init__(self, collection: Any) -> None:
+    def __init__(self, collection: Any, client: Any = None) -> None:
         self.collection = collection
+        self.client = client  # known when opened by name: lets ``refresh`` read the record again
+
+    def refresh(self) -> None:
+        """Read the collection's record (fingerprint, revision ...) from the store again: another process
+        may have changed it since this object was opened (chromadb keeps the record it was given). A no-op
+        when the client is unknown.
+
+        Raises:
+            StoreError: the collection was deleted meanwhile.
+            FingerprintMismatchError: it was built again by another embedder.
+        """
+        if self.client is not None:
+            self.collection = type(self).open(self.client, self.name, self.fingerprint).collection
 
     @property
     def name(self) -> str:
@@ -183,7 +196,7 @@ class O1Collection:
             raise StoreError(
                 f"collection '{name}' does not exist{hint}; build it with `o1rag index`"
             ) from None
-        opened = cls(collection)
+        opened = cls(collection, client)
         if fingerprint is not None:
             opened.check(fingerprint)
         return opened
@@ -200,7 +213,7 @@ class O1Collection:
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
-        opened = cls(collection)
+        opened = cls(collection, client)
         if opened.fingerprint is None and opened.collection.count() == 0:
             opened.record_fingerprint(fingerprint, dim, model)
         opened.check(fingerprint)

@@ -65,7 +65,16 @@ def test_adopt_checks_the_vectors_then_search_thinks_and_fuses_bm25(
     [result] = search(encoder_embedder, reopened, ["insulin at night"], k=3, think="never", lexical=lexical)
     [matched] = [hit for hit in result.hits if hit.lexical_score]  # the tiny encoder is random; BM25 is not
     assert matched.id == "id-002" and matched.metadata["source"] == "note2.txt"
+    # the other tool replaces a note in place (same id, same count): nothing tells o1-rag ...
+    text = "Gliders soar on thermals."
+    vector = encoder_embedder.embed_documents([text]).tolist()
+    client.get_collection("notes", embedding_function=None).update(
+        ids=["id-002"], documents=[text], embeddings=vector
+    )
+    assert lexical_index(reopened).search(["gliders"], 1)[0].ids == []
+    # ... until it is adopted again, which has every BM25 side read the stored texts again
     assert adopt_collection(reopened, encoder_embedder).already
+    assert lexical_index(reopened).search(["gliders"], 1)[0].ids == ["id-002"]
 
 
 def test_vectors_of_another_encoder_are_refused_and_nothing_is_recorded(

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from o1_rag.errors import StoreError
 from o1_rag.lexical import (
     INFO_FILE,
     LexicalHits,
@@ -143,6 +144,25 @@ def test_replaced_texts_and_removed_documents_reach_the_bm25_side(tmp_path: Path
     col.delete(["d1"])
     assert sorted(lexical_index(col, tmp_path / "db").ids) == ["d2", "d3", "d4"] and col.revision == 2
     assert len(saved) == 4
+
+
+def test_a_text_replaced_by_another_process_reaches_an_open_bm25_side(tmp_path: Path) -> None:
+    """A search process keeps the collection and its BM25 copy open while an indexing process replaces a
+    text in place (same ids, same count): the revision the indexer raised is read from the store at the
+    next search, where the searcher's own record of the collection still holds the old one."""
+    searcher = collection(tmp_path)
+    db = tmp_path / "db"
+    opened = lexical_index(searcher, db)
+    assert opened.search(["aircraft"], 1)[0].ids == ["d3"]
+    indexer = O1Collection.open(open_client(db), "demo")  # another process's view of the same collection
+    indexer.bump_revision()
+    indexer.upsert(["d3"], np.ones((1, 3), dtype=np.float32), ["Gliders soar on thermals."], [{"title": ""}])
+    fresh = lexical_index(searcher, db)
+    assert fresh is not opened and fresh.search(["gliders"], 1)[0].ids == ["d3"]
+    assert fresh.search(["aircraft"], 1)[0].ids == [] and searcher.revision == 1
+    open_client(db).delete_collection("demo")  # and a collection deleted meanwhile is said to be gone
+    with pytest.raises(StoreError, match="collection 'demo' does not exist"):
+        lexical_index(searcher, db)
 
 
 def test_an_index_saved_before_revisions_is_still_in_step(tmp_path: Path) -> None:

@@ -186,7 +186,8 @@ def adopt(
 ) -> None:
     """Search a Chroma collection built by another tool (LangChain, chromadb) with thinking: check on a
     sample that its vectors are the encoder's (e.g. --encoder all-minilm-l6-v2), then record the encoder
-    in it and build its BM25 index. Nothing is re-embedded. (A LlamaIndex one: O1Embedding.adopt.)"""
+    in it and build its BM25 index. Nothing is re-embedded. Run it again after the other tool replaced
+    documents in place, so the BM25 index reads them again. (A LlamaIndex one: O1Embedding.adopt.)"""
 
     def body() -> None:
         from o1_rag.indexing import adopt_collection
@@ -201,7 +202,7 @@ def adopt(
 
             sync_lexical(target, lexical_folder(target, store.lexical_db()))
         checked = (
-            "already recorded"
+            "already recorded; the BM25 index reads the stored texts again"
             if report.already
             else f"{report.sampled} sampled vectors agree, least cosine {report.least_cosine:.4f}"
         )
