@@ -274,7 +274,9 @@ class O1Retriever(O1Settings, BaseRetriever):
         elif thinker is not None:
             self.embedder.thinker = thinker
         if self.vectorstore is not None:
-            self._collection = O1Collection(self.vectorstore._collection)
+            # langchain_chroma keeps its chromadb collection and client in these attributes
+            store = self.vectorstore
+            self._collection = O1Collection(store._collection, getattr(store, "_client", None))
             self._collection.check(self.embedder.fingerprint)
         else:
             if not self.collection_name:

@@ -206,6 +206,7 @@ def test_embeddings_inside_langchain_chroma(tmp_path: Path) -> None:
         embedder=emb.embedder, vectorstore=store, k=2, **{k: v for k, v in FAST.items() if k != "device"}
     )
     assert len(retriever.invoke("coffee")) == 2
+    assert retriever._collection.client is not None  # so a search reads the collection's record again
     assert len(store.as_retriever(search_kwargs={"k": 1}).invoke("insulin")) == 1
     with pytest.raises(ValueError, match="query is empty"):
         emb.embed_query(" ")
