@@ -176,12 +176,13 @@ def test_a_killed_evaluation_resumes_from_its_checkpoint(
     monkeypatch.setattr(rag, "CHUNK", 1)  # one question per recorded chunk
     partial = tmp_path / "report.partial.jsonl"
 
-    def run(generator: LLM, key: str = "a") -> Any:
+    def run(generator: LLM, key: str = "a", limit: int | None = None) -> Any:
         return evaluate_rag(
             qa_set,
             "bm25",
             EvalSettings(device="cpu"),
             k=1,
+            limit=limit,
             generator=generator,
             generator_name="fixed",
             checkpoint=partial,
@@ -189,6 +190,11 @@ def test_a_killed_evaluation_resumes_from_its_checkpoint(
         )
 
     whole = run(FixedAnswer())
+    partial.unlink()
+    first = FixedAnswer()
+    run(first, limit=1)  # a first look at one question ...
+    more = FixedAnswer()
+    assert run(more).scores == whole.scores and (first.calls, more.calls) == (1, 1)  # ... then the rest
     partial.unlink()
     with pytest.raises(KeyboardInterrupt):
         run(FixedAnswer(fail_on=2))  # the second question's answer never comes

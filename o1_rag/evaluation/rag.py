@@ -116,9 +116,10 @@ def evaluate_rag(
 
     With ``checkpoint`` (a JSON-lines file), each chunk of questions is recorded once answered and scored;
     a later call with the same file takes those records instead of answering and scoring the questions
-    again (a killed evaluation resumes) when it agrees on the collection, retriever, ``k``, ``limit``,
-    settings, generator and judge names, metrics and ``run_key`` (whatever else changes an answer or a
-    score: a generator's endpoint or answer length ...). ``seconds`` counts this call's work only.
+    again (a killed evaluation resumes; a larger ``limit`` answers only the new questions) when it agrees
+    on the collection, retriever, ``k``, settings, generator and judge names, metrics and ``run_key``
+    (whatever else changes an answer or a score: a generator's endpoint or answer length ...).
+    ``seconds`` counts this call's work only.
     """
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     from ragas.metrics import (
@@ -164,8 +165,7 @@ def evaluate_rag(
         "generator": generator_name,
         "judge": judge_name,
         "metrics": [m.name for m in metrics],
-        "limit": limit,
-    }
+    }  # not ``limit``: a question's answer and scores do not depend on how many others are asked
     scores: dict[str, dict[str, float]] = {}
     failed: dict[str, dict[str, int]] = {}
     samples: dict[str, list[dict[str, Any]]] = {}
