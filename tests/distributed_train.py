@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from accelerate import PartialState
 from transformers import TrainerCallback
 
 from o1_rag.training.encoder import load_encoder_recipe, train_encoder
-from o1_rag.training.losses import close_process_group
 from o1_rag.training.recipe import load_recipe, train
 
 
@@ -64,7 +64,7 @@ def main() -> None:
         train_encoder(load_encoder_recipe(args.recipe), callbacks=callbacks)
     else:
         train(load_recipe(args.recipe), callbacks=callbacks)
-    close_process_group()
+    PartialState().destroy_process_group()  # as o1rag train does: a clean exit of every process
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def _recipe_command(trainer: str, doc: str) -> Callable[..., None]:
         verbose: VerboseOpt = False,
     ) -> None:
         def body() -> None:
-            from o1_rag.training.losses import close_process_group
+            from accelerate import PartialState
 
             overrides = recipe_overrides(output_dir, max_steps, device, data_root)
             if trainer == "joint":
@@ -55,7 +55,8 @@ def _recipe_command(trainer: str, doc: str) -> Callable[..., None]:
 
                 folder = train_encoder(load_encoder_recipe(config, overrides), resume=resume)
                 out.print(clean(f"encoder adapter saved to {folder}; use it with --encoder {folder}"))
-            close_process_group()  # under torchrun: every process exits cleanly
+            # under torchrun: shut the process group down, or a process may abort in its threads at exit
+            PartialState().destroy_process_group()
 
         run_command(verbose, body)
 

@@ -263,9 +263,7 @@ def train_encoder(
             args.world_size,
             trainer.state.global_step,
         )
-    from o1_rag.training.losses import wait_for_all
-
-    wait_for_all()  # every process returns once the adapter is on disk
+    trainer.accelerator.wait_for_everyone()  # every process returns once the adapter is on disk
     return final
 
 

@@ -72,27 +72,6 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def wait_for_all() -> None:
-    """Block until every process of the default process group gets here (no-op when not distributed)."""
-    import torch.distributed as dist
-
-    if world_size() > 1:
-        dist.barrier()
-
-
-def close_process_group() -> None:
-    """Wait for every process, then shut the default process group down, for a clean exit under ``torchrun``.
-
-    Call it once, from the program that owns the process (a CLI command), after the last collective: a
-    process that exits with the group still open can abort in its communication threads.
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        wait_for_all()
-        dist.destroy_process_group()
-
-
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every process; the local slice keeps its gradient (for more negatives)."""
     import torch.distributed as dist

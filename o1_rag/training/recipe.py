@@ -302,9 +302,7 @@ def train(recipe: Recipe, resume: bool = False, callbacks: list[Any] | None = No
             trainer.args.world_size,
             trainer.state.global_step,
         )
-    from o1_rag.training.losses import wait_for_all
-
-    wait_for_all()  # every process returns once the adapter is on disk
+    trainer.accelerator.wait_for_everyone()  # every process returns once the adapter is on disk
     return output
 
 
