@@ -46,29 +46,35 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         raise
 
 
-def finished_keys(output: str | Path, key: str, error: type[Exception], what: str) -> set[str]:
-    """The ``key`` field of each record already in the append-only JSONL file ``output`` (empty when it does
-    not exist); a torn last line (a kill mid-write) is cut away first. A line that is not such a record
-    raises ``error`` naming it (``what``: the kind of record, for the message)."""
+def finished_records(output: str | Path, key: str, error: type[Exception], what: str) -> dict[str, Any]:
+    """The records already in the append-only JSONL file ``output``, by their ``key`` field (empty when it
+    does not exist); a torn last line (a kill mid-write) is cut away first. A line that is not such a
+    record raises ``error`` naming it (``what``: the kind of record, for the message)."""
     output = Path(output)
     if not output.exists():
-        return set()
+        return {}
     data = output.read_bytes()
     keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
     if len(keep) != len(data):
         logger.warning("%s: removing a half-written last line", output)
         with open(output, "r+b") as handle:
             handle.truncate(len(keep))
-    done = set()
+    done: dict[str, Any] = {}
     # split on "\n" only: str.splitlines() would also split inside texts holding U+2028 and the like
     for lineno, line in enumerate(keep.decode("utf-8").split("\n")[:-1], start=1):
         if not line.strip():
             continue
         try:
-            done.add(str(json.loads(line)[key]))
+            record = json.loads(line)
+            done[str(record[key])] = record
         except (json.JSONDecodeError, KeyError, TypeError):
             raise error(f"{output}:{lineno}: not {what}; use another output file") from None
     return done
+
+
+def finished_keys(output: str | Path, key: str, error: type[Exception], what: str) -> set[str]:
+    """The ``key`` of each record already in ``output`` (see ``finished_records``)."""
+    return set(finished_records(output, key, error, what))
 
 
 def append_lines(output: str | Path, lines: list[str]) -> None:

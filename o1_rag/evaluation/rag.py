@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from o1_rag.data import Document, load_corpus
+from o1_rag.data import DataError, Document, load_corpus
 from o1_rag.evaluation.context import EvalContext, EvalSettings
 from o1_rag.evaluation.data import QAItem, load_qa
 from o1_rag.evaluation.systems import build_system, parse_systems
@@ -78,19 +78,6 @@ def run_digest(data_dir: str | Path, spec: str, k: int, run_key: dict[str, Any] 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _read_checkpoint(path: Path | None) -> dict[str, dict[str, Any]]:
-    """The records of an earlier run (``key`` -> record); a torn last line is cut away first."""
-    if path is None:
-        return {}
-    from o1_rag.errors import DataError
-    from o1_rag.files import finished_keys
-
-    if not finished_keys(path, "key", DataError, "an eval rag record"):
-        return {}
-    records = (json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
-    return {r["key"]: r for r in records}
-
-
 def evaluate_rag(
     data_dir: str | Path,
     retrievers: str,
@@ -136,7 +123,7 @@ def evaluate_rag(
     )
     from ragas.run_config import RunConfig
 
-    from o1_rag.files import append_lines
+    from o1_rag.files import append_lines, finished_records
 
     if k <= 0:
         raise ValueError(f"-k must be > 0, got {k}")
@@ -158,7 +145,7 @@ def evaluate_rag(
         metrics += [Faithfulness(), ResponseRelevancy(), LLMContextRecall()]
     run_config = RunConfig(timeout=timeout_s, max_retries=1, max_wait=2, max_workers=workers)
     path = Path(checkpoint) if checkpoint is not None else None
-    done = _read_checkpoint(path)
+    done = finished_records(path, "key", DataError, "an eval rag record") if path is not None else {}
     key_of = {
         **(run_key or {}),
         "settings": dataclasses.asdict(context.settings),
