@@ -1,9 +1,9 @@
 """Building an ``O1Embedder`` from names: the joint O1 model or a thinker + encoder alias.
 
-``O1Embedder.from_pretrained`` and ``O1Embedder.from_loaded`` delegate here, passing their class, which
-this module builds (it never imports ``o1_rag.embedder``: the parts are resolved here and composed there). An
-embedder loaded by names only remembers them, which is what makes it picklable: unpickling loads the same
-names again, once per process (a process-wide registry shares the loaded models).
+``O1Embedder.from_pretrained`` and ``O1Embedder.from_loaded`` delegate here and pass their class: this
+module resolves the parts and builds that class, without importing ``o1_rag.embedder`` back. An embedder
+loaded by names only remembers them, which is what makes it picklable: unpickling loads the same names
+again, once per process (a process-wide registry, keyed by class and names, shares the loaded models).
 """
 
 from __future__ import annotations
