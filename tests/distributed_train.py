@@ -16,7 +16,8 @@ from accelerate import PartialState
 from transformers import TrainerCallback
 
 from o1_rag.training.encoder import load_encoder_recipe, train_encoder
-from o1_rag.training.recipe import load_recipe, train
+from o1_rag.training.joint import train
+from o1_rag.training.recipe import load_recipe
 
 
 class DumpGrads(TrainerCallback):

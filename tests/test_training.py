@@ -14,16 +14,10 @@ from o1_rag.cli import app
 from o1_rag.embedder import O1Embedder
 from o1_rag.prompts import EMB, O1Format
 from o1_rag.training.data import O1Collator
+from o1_rag.training.joint import prepare, save_artifact, train
 from o1_rag.training.losses import info_nce, joint_loss
-from o1_rag.training.recipe import (
-    Recipe,
-    RecipeError,
-    load_recipe,
-    pack_adapter,
-    prepare,
-    save_artifact,
-    train,
-)
+from o1_rag.training.pack import pack_adapter
+from o1_rag.training.recipe import Recipe, RecipeError, load_recipe
 
 
 @pytest.fixture
@@ -272,3 +266,17 @@ def test_recipe_values_out_of_range_are_one_line_errors(
     command = "train" if kind == "joint" else "train-encoder"
     result = CliRunner().invoke(app, [command, "--config", str(recipe)])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_each_recipe_keeps_its_own_defaults_and_sections(tmp_path: Path) -> None:
+    from o1_rag.training.encoder import EncoderRecipe, load_encoder_recipe
+
+    joint, encoder = Recipe(), EncoderRecipe()
+    assert (joint.r, joint.batch_size, joint.output_dir) == (32, 8, "runs/o1")
+    assert (encoder.r, encoder.batch_size, encoder.output_dir) == (16, 32, "runs/o1-minilm-encoder")
+    assert "q_proj" in joint.target_modules and "query" in encoder.target_modules
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[data]\ntrain_files = ["x.jsonl"]\n[loss]\nlam = 0.5\n')
+    assert load_recipe(recipe).lam == 0.5
+    with pytest.raises(RecipeError, match=r"unknown section \[loss\]"):
+        load_encoder_recipe(recipe)

@@ -45,8 +45,8 @@ def _recipe_command(trainer: str, doc: str) -> Callable[..., None]:
 
             overrides = recipe_overrides(output_dir, max_steps, device, data_root)
             if trainer == "joint":
+                from o1_rag.training.joint import train as run
                 from o1_rag.training.recipe import load_recipe
-                from o1_rag.training.recipe import train as run
 
                 folder = run(load_recipe(config, overrides), resume=resume)
                 out.print(clean(f"adapter saved to {folder}; use it with --adapter {folder}"))

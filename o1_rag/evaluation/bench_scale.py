@@ -39,8 +39,9 @@ def bench_training(
     from o1_rag.pooling import gather_positions, marker_positions
     from o1_rag.prompts import O1Format
     from o1_rag.training.data import O1Collator
+    from o1_rag.training.joint import build_model
     from o1_rag.training.losses import thought_lm_loss
-    from o1_rag.training.recipe import Recipe, build_model
+    from o1_rag.training.recipe import Recipe
     from o1_rag.training.trainer import O1LossConfig, lm_head, o1_loss
 
     recipe = Recipe(base=model, device=device, dropout=0.0)

@@ -1,1 +1,1 @@
-"""Joint training: behaviour cloning of thoughts (LM loss) + contrastive embedding (InfoNCE), one forward."""
+"""Training: recipes (TOML), the joint O1 model, the encoder of the thinker + encoder form, packing."""

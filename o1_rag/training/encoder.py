@@ -15,21 +15,22 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from o1_rag.training.recipe import RecipeError, check_shared, read_recipe, record_base
+from o1_rag.training.recipe import RecipeError, TrainingRecipe, read_recipe
+from o1_rag.training.runner import record_base, run_training, training_arguments
 
 logger = logging.getLogger(__name__)
 
-ENCODER_SECTIONS = ("encoder", "thinker", "data", "lora", "training")
-
 
 @dataclass
-class EncoderRecipe:
-    """Settings of an encoder fine-tuning run; each TOML section maps to a group of fields."""
+class EncoderRecipe(TrainingRecipe):
+    """An encoder fine-tuning run (``o1rag train-encoder``)."""
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("encoder", "thinker", "data", "lora", "training")
+    COUNTS: ClassVar[tuple[str, ...]] = ("num_thoughts", "max_new_tokens")
 
     # [encoder]
     base: str = "all-minilm-l6-v2"
@@ -41,42 +42,31 @@ class EncoderRecipe:
     temperature: float = 0.1
     think_seed: int = 0
     # [data]
-    train_files: list[str] = field(default_factory=list)
-    data_root: str = ""
     query_only_share: float = 0.2
-    # [lora]
+    # [lora] and [training]: the encoder's own defaults
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
-    # [training]
     output_dir: str = "runs/o1-minilm-encoder"
     learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1
     batch_size: int = 32
     warmup_ratio: float = 0.1
     logging_steps: int = 5
     save_steps: int = 20
-    save_total_limit: int = 2
-    seed: int = 0
-    device: str = "auto"
 
-    def check(self, where: str) -> None:
-        """Ranges, with ``where`` (the recipe file) in the message."""
+    def own_checks(self) -> list[tuple[bool, str]]:
+        """The query-only share and the thinker's temperature."""
         share = self.query_only_share
-        own = [
+        return [
             (0.0 <= share <= 1.0, f"query_only_share must be in [0, 1], got {share}"),
             (self.temperature >= 0, f"[thinker] temperature must be >= 0, got {self.temperature}"),
         ]
-        check_shared(self, where, ("num_thoughts", "max_new_tokens"), own)
 
 
 def load_encoder_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> EncoderRecipe:
     """Read a TOML encoder recipe; unknown sections and keys are errors. Paths are relative to the file."""
-    recipe = read_recipe(path, EncoderRecipe, ENCODER_SECTIONS, overrides)
-    recipe.check(str(path))
-    return recipe
+    return read_recipe(path, EncoderRecipe, overrides)
 
 
 def thinker_thoughts(
@@ -129,22 +119,10 @@ def encoder_training_args(recipe: EncoderRecipe) -> Any:
     except ImportError:  # pragma: no cover - older releases
         from sentence_transformers.training_args import BatchSamplers
 
-    from o1_rag.causal_lm import pick_device
-
-    return SentenceTransformerTrainingArguments(
-        output_dir=recipe.output_dir,
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        warmup_ratio=recipe.warmup_ratio,
-        logging_steps=recipe.logging_steps,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        seed=recipe.seed,
+    return training_arguments(
+        recipe,
+        SentenceTransformerTrainingArguments,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        use_cpu=pick_device(recipe.device) == "cpu",
-        report_to="none",
         disable_tqdm=True,
     )
 
@@ -233,8 +211,6 @@ def train_encoder(
     The folder holds ``adapter_config.json``, ``adapter_model.safetensors`` and ``o1_encoder.json`` (the base
     encoder and separator); load it with ``SentenceTransformerEncoder(base, adapter=folder)``.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     from o1_rag.training.data import load_examples
 
     args = encoder_training_args(recipe)
@@ -243,27 +219,14 @@ def train_encoder(
     with args.main_process_first(local=False, desc="thoughts of the training queries"):
         thoughts = thinker_thoughts(recipe, [e["query"] for e in examples], thinker)
     rows = training_rows(examples, thoughts, recipe)
-    output = Path(recipe.output_dir)
-    checkpoint = get_last_checkpoint(str(output)) if resume and output.is_dir() else None
-    if resume and checkpoint is None:
-        logger.warning("no checkpoint in %s: starting from scratch", output)
     trainer = build_encoder_trainer(recipe, rows, callbacks=callbacks, args=args)
-    if checkpoint is not None:
-        logger.info("process %d resumes from %s", args.process_index, checkpoint)
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    final = output / "final"
-    if trainer.is_world_process_zero():  # one writer; the other processes only trained
+    final = Path(recipe.output_dir) / "final"
+
+    def save(seconds: float) -> None:
         history = [h for h in trainer.state.log_history if "loss" in h]
-        seconds = time.perf_counter() - started
         save_encoder_adapter(trainer.model, final, recipe, len(rows["anchor"]), seconds, history)
-        logger.info(
-            "process %d of %d wrote the adapter at step %d",
-            args.process_index,
-            args.world_size,
-            trainer.state.global_step,
-        )
-    trainer.accelerator.wait_for_everyone()  # every process returns once the adapter is on disk
+
+    run_training(trainer, Path(recipe.output_dir), resume, save)
     return final
 
 
