@@ -60,7 +60,9 @@ DbOpt = Annotated[
 HostOpt = Annotated[str | None, typer.Option("--chroma-host", help="Use a running Chroma server instead.")]
 
 
-PortOpt = Annotated[int | None, typer.Option("--chroma-port", help="Port of the Chroma server.")]
+PortOpt = Annotated[
+    int | None, typer.Option("--chroma-port", min=1, max=65535, help="Port of the Chroma server.")
+]
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
@@ -154,10 +156,10 @@ NoLexicalOpt = Annotated[
 ]
 
 
-TempOpt = Annotated[float, typer.Option("--temperature", help="Sampling temperature (0 = greedy).")]
+TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 
 
-TopPOpt = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
+TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]
 
 
 RepPenOpt = Annotated[
@@ -308,6 +310,11 @@ def command_line(ctx: typer.Context) -> str:
         else:
             words += [param.opts[0], str(value)]
     return " ".join(shlex.quote(w) for w in words)
+
+
+LimitQueriesOpt = Annotated[
+    int | None, typer.Option("--limit-queries", min=1, help="Use the first N judged queries only.")
+]
 
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")]

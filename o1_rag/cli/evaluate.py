@@ -15,6 +15,7 @@ from o1_rag.cli._common import (
     EncoderOpt,
     EndpointUrlOpt,
     FeedbackOpt,
+    LimitQueriesOpt,
     MaxNewOpt,
     NumThoughtsOpt,
     RepPenOpt,
@@ -62,9 +63,7 @@ def eval_ir(
     ] = "bm25,dense,o1-nothink,o1",
     baseline: Annotated[str | None, typer.Option("--baseline", help="[default: the first system]")] = None,
     output: ReportOpt = None,
-    limit_queries: Annotated[
-        int | None, typer.Option("--limit-queries", help="Evaluate the first N.")
-    ] = None,
+    limit_queries: LimitQueriesOpt = None,
     exact: Annotated[
         bool, typer.Option("--exact", help="Exact in-memory search for the O1 systems.")
     ] = False,
@@ -218,11 +217,9 @@ def eval_frontier(
     thoughts: Annotated[str, typer.Option("--thoughts", help="Thoughts per query to try, e.g. 1,3.")] = "1,3",
     tokens: Annotated[str, typer.Option("--tokens", help="Tokens per thought to try, e.g. 16,48.")] = "16,48",
     latency_queries: Annotated[
-        int, typer.Option("--latency-queries", help="Queries timed one by one per setting.")
+        int, typer.Option("--latency-queries", min=1, help="Queries timed one by one per setting.")
     ] = 6,
-    limit_queries: Annotated[
-        int | None, typer.Option("--limit-queries", help="Score the first N judged queries.")
-    ] = None,
+    limit_queries: LimitQueriesOpt = None,
     seed: EvalSeedOpt = 0,
     model: ModelOptions = ModelOptions(),
     db: DbOpt = None,
@@ -276,7 +273,7 @@ def eval_rag(
     ] = "bm25,o1",
     k: Annotated[int, typer.Option("-k", min=1, help="Contexts per question.")] = 3,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Evaluate the first N answerable questions.")
+        int | None, typer.Option("--limit", min=1, help="Evaluate the first N answerable questions.")
     ] = None,
     generator: Annotated[
         str, typer.Option("--generator", help="Answering model (name or endpoint model).")
@@ -288,9 +285,11 @@ def eval_rag(
     llm_metrics: Annotated[
         bool, typer.Option("--llm-metrics/--no-llm-metrics", help="Also run the LLM-judged metrics.")
     ] = True,
-    max_new_tokens: Annotated[int, typer.Option("--answer-tokens", help="Tokens per answer at most.")] = 128,
+    max_new_tokens: Annotated[
+        int, typer.Option("--answer-tokens", min=1, help="Tokens per answer at most.")
+    ] = 128,
     timeout: Annotated[
-        int, typer.Option("--timeout", help="Seconds per judged sample (ragas RunConfig).")
+        int, typer.Option("--timeout", min=1, help="Seconds per judged sample (ragas RunConfig).")
     ] = 120,
     output: ReportOpt = None,
     num_thoughts: NumThoughtsOpt = None,

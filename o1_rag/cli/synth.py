@@ -67,7 +67,9 @@ def synth(
         int, typer.Option("--negatives", min=0, help="Hard negatives per query (BM25).")
     ] = 7,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens per candidate.")] = 128,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=1, help="Tokens per candidate.")
+    ] = 128,
     example_chars: Annotated[
         int,
         typer.Option("--example-chars", min=1, help="Characters kept of each in-context example passage."),
@@ -82,7 +84,9 @@ def synth(
         Path | None,
         typer.Option("--export-ids", help="Also write a copy without the collection's texts (shareable)."),
     ] = None,
-    temperature: Annotated[float, typer.Option("--temperature", help="Expert sampling temperature.")] = 0.7,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=0.0, help="Expert sampling temperature.")
+    ] = 0.7,
     seed: Annotated[int, typer.Option("--seed", help="Seed for examples and sampling.")] = 0,
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,

@@ -11,6 +11,7 @@ import typer
 from o1_rag.cli._common import (
     DataRootOpt,
     DbOpt,
+    LimitQueriesOpt,
     MaxStepsOpt,
     OutputDirOpt,
     ResumeOpt,
@@ -80,9 +81,7 @@ def train_gate_cmd(
         typer.Argument(help="BEIR folder of training queries with judgements (see train/heldout.py)."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The gate file to write (o1_gate.json).")],
-    limit_queries: Annotated[
-        int | None, typer.Option("--limit-queries", help="Train on the first N judged queries.")
-    ] = None,
+    limit_queries: LimitQueriesOpt = None,
     threshold: Annotated[
         float,
         typer.Option("--threshold", min=0.0, max=1.0, help="Think when the gate's probability reaches this."),
