@@ -1,10 +1,11 @@
 """Option groups: options that several commands take together, declared once.
 
-A group is a frozen dataclass whose fields are annotated with ``_common``'s option aliases. A command names
-it as one parameter (``store: StoreOptions = StoreOptions()``) and is wrapped by ``with_groups``: Typer then
-sees each field as an option of its own (the same flags, help and defaults as if written out), and the
-command's body gets one group value built from them. The group also says what its options are for
-(``StoreOptions.client()``, ``SamplingOptions.params()``), so that wiring lives beside the declaration.
+A group is a class declared with ``@option_group`` (a frozen dataclass) whose fields are annotated with
+``_common``'s option aliases. A command names it as one parameter (``store: StoreOptions = StoreOptions()``)
+and is wrapped by ``with_groups``: Typer then sees each field as an option of its own (the same flags, help
+and defaults as if written out), and the command's body gets one group value built from them. The group also
+says what its options are for (``StoreOptions.client()``, ``SamplingOptions.params()``), so that wiring
+lives beside the declaration.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ from o1_rag.cli._common import (
 from o1_rag.models import DEFAULT_MODEL
 
 F = TypeVar("F", bound=Callable[..., Any])
+G = TypeVar("G", bound=type)
+OPTION_GROUPS: set[type] = set()
+
+
+@typing.dataclass_transform(frozen_default=True)
+def option_group(cls: G) -> G:
+    """Declare ``cls`` an option group: a frozen dataclass whose fields ``with_groups`` spreads into
+    options."""
+    group = dataclass(frozen=True)(cls)
+    OPTION_GROUPS.add(group)
+    return group
 
 
 def with_groups(command: F) -> F:
@@ -50,7 +62,7 @@ def with_groups(command: F) -> F:
     groups = {
         name: param.annotation
         for name, param in signature.parameters.items()
-        if dataclasses.is_dataclass(param.annotation) and getattr(param.annotation, "option_group", False)
+        if param.annotation in OPTION_GROUPS
     }
     params: list[inspect.Parameter] = []
     for name, param in signature.parameters.items():
@@ -76,11 +88,10 @@ def with_groups(command: F) -> F:
     return typing.cast(F, run)
 
 
-@dataclass(frozen=True)
+@option_group
 class ModelOptions:
     """Which O1 model, and where it runs."""
 
-    option_group = True
     model: ModelOpt = DEFAULT_MODEL
     adapter: AdapterOpt = None
     device: DeviceOpt = "auto"
@@ -125,11 +136,10 @@ class ModelOptions:
         )
 
 
-@dataclass(frozen=True)
+@option_group
 class ThinkerOptions:
     """Who writes the thoughts when not the model's own thinker: a causal LM or an OpenAI-compatible URL."""
 
-    option_group = True
     thinker: ThinkerOpt = None
     thinker_url: ThinkerUrlOpt = None
     api_key_env: ApiKeyEnvOpt = None
@@ -142,11 +152,10 @@ class ThinkerOptions:
         return thinker_from_options(self.thinker, self.thinker_url, self.api_key_env, self.concurrency)
 
 
-@dataclass(frozen=True)
+@option_group
 class SamplingOptions:
     """How thoughts are sampled (each left unset takes the model's default)."""
 
-    option_group = True
     num_thoughts: NumThoughtsOpt = None
     max_new_tokens: MaxNewOpt = None
     temperature: TempOpt = 0.1
@@ -162,11 +171,10 @@ class SamplingOptions:
         return ThinkParams(**dataclasses.asdict(self))
 
 
-@dataclass(frozen=True)
+@option_group
 class StoreOptions:
     """Where the collections live: an embedded Chroma folder, or a Chroma server."""
 
-    option_group = True
     db: DbOpt = None
     chroma_host: HostOpt = None
     chroma_port: PortOpt = None
