@@ -2,12 +2,13 @@
 of its ranking with the dense one.
 
 BM25 here is bm25s' Lucene variant with English stop words and Snowball stemming (the reference BM25 of
-``../shared/data/README.md``). The index is saved next to the collection (``<db>/o1rag-lexical/<name>/``
-for an embedded database, ``$O1RAG_HOME/lexical/<collection id>/`` for a server) as bm25s' numpy files
-(no pickle) plus ``o1rag_lexical.json``, which records the collection's id, fingerprint and a digest of its
-document ids. The Chroma collection is the source of truth: when the saved index is missing, half-written
-(a killed run never replaces it: the new folder is moved into place whole) or out of step with the
-collection, it is rebuilt from the documents Chroma stores, so its ids always equal the collection's.
+``../shared/data/README.md``). The index is saved next to the collection (``<db>/o1rag-lexical/<name>/`` for
+an embedded database, ``$O1RAG_HOME/lexical/<collection id>/`` for a server) as bm25s' numpy files (no pickle)
+plus ``o1rag_lexical.json``, which records the collection's id, fingerprint and a digest of its document ids,
+and the documents' tokens (``o1_rag.lexical_tokens``: a rebuild tokenizes only new texts). The Chroma
+collection is the source of truth: when the saved index is missing, half-written (a killed run never replaces
+it: the new folder is moved into place whole) or out of step with the collection, it is rebuilt from the
+documents Chroma stores, so its ids always equal the collection's.
 
 Fusion (``fuse``): each side's scores are standardised over its own top ``depth`` hits (z-scores; a document
 a side did not return gets that side's lowest z), then ``z_dense + w * z_lexical`` with the lexical weight
@@ -33,6 +34,7 @@ import numpy as np
 
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_dir, atomic_write
+from o1_rag.lexical_tokens import load_tokens, reuse_tokens, save_tokens, text_digest
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +112,11 @@ class LexicalIndex:
         return ids_digest(self.ids)
 
     @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
-        """Index ``texts`` under ``ids`` (same length, ids unique)."""
+    def build(
+        cls, ids: Sequence[str], texts: Sequence[str], tokens: Sequence[list[str]] | None = None
+    ) -> LexicalIndex:
+        """Index ``texts`` under ``ids`` (same length, ids unique); ``tokens``: the texts already tokenized
+        (``lexical_tokens.reuse_tokens``)."""
         bm25s = _bm25s()
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
@@ -119,7 +124,7 @@ class LexicalIndex:
             raise ValueError("document ids must be unique")
         retriever = bm25s.BM25(method=TOKENIZER["method"])
         if ids:
-            tokens = _tokenize(texts)
+            tokens = list(tokens) if tokens is not None else _tokenize(texts)
             if any(tokens):
                 retriever.index(tokens, show_progress=False)
             else:
@@ -177,9 +182,17 @@ class LexicalIndex:
             )
         return results
 
-    def save(self, folder: str | Path, info: dict[str, Any]) -> None:
-        """Write the index to ``folder`` whole: built in a temporary folder beside it, then moved in place."""
+    def save(
+        self,
+        folder: str | Path,
+        info: dict[str, Any],
+        tokens: tuple[Sequence[bytes], Sequence[list[str]]] | None = None,
+    ) -> None:
+        """Write the index to ``folder`` whole: built in a temporary folder beside it, then moved in place;
+        ``tokens`` (text digests and their tokens) are kept beside it for the next rebuild."""
         with atomic_dir(folder) as tmp:
+            if tokens is not None:
+                save_tokens(tmp, *tokens)
             if self.retriever is not None:
                 self.retriever.save(str(tmp / "bm25"))
             atomic_write(tmp / "ids.json", json.dumps(self.ids, ensure_ascii=False))
@@ -280,7 +293,8 @@ def sync_lexical(
     page: int = 2000,
 ) -> LexicalIndex:
     """The lexical index of ``collection`` (an ``O1Collection``), rebuilt from its stored documents when the
-    saved one is missing, unreadable or out of step (other collection, fingerprint, ids or revision)."""
+    saved one is missing, unreadable or out of step (other collection, fingerprint, ids or revision). A
+    rebuild tokenizes only the texts the saved index did not hold (``lexical_tokens``)."""
     folder = Path(folder)
     ids = sorted(collection.stored_ids()) if collection.count() else []
     expected = {
@@ -292,6 +306,7 @@ def sync_lexical(
         "revision": collection.revision,
     }
     info = LexicalIndex.read_info(folder)
+    same_tokenizer = info is not None and info.get("tokenizer") == TOKENIZER
     if info is not None and all(info.get(key, SAVED_DEFAULTS.get(key)) == v for key, v in expected.items()):
         try:
             return LexicalIndex.load(folder)
@@ -305,9 +320,12 @@ def sync_lexical(
         texts.extend(by_id.values())
         if progress is not None:
             progress(len(texts), len(ids))
-    index = LexicalIndex.build(ids, texts)
+    digests = [text_digest(text) for text in texts]
+    tokens = reuse_tokens(load_tokens(folder) if same_tokenizer else {}, digests, texts, _tokenize)
+    index = LexicalIndex.build(ids, texts, tokens)
     index.fingerprint, index.revision = collection.fingerprint, collection.revision
-    index.save(folder, {k: v for k, v in expected.items() if k not in {"ids_digest", "count"}})
+    saved = {k: v for k, v in expected.items() if k not in {"ids_digest", "count"}}
+    index.save(folder, saved, (digests, tokens))
     return index
 
 

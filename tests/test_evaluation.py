@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,20 @@ def test_bench_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
     assert bad.exit_code == 1 and "unknown benchmark suite 'gpu'" in bad.output
     moved = CliRunner().invoke(app, ["bench", "--suites", "langchain", "--model", str(tiny_model_dir)])
     assert moved.exit_code == 1 and "integrations/langchain/benchmarks/concurrency.py" in moved.output
+
+
+def test_lexical_bench_needs_no_model() -> None:
+    """The lexical suite times the BM25 side's rebuilds without loading an embedder (a model that does
+    not exist is never opened); its numbers are for idle machines, not asserted."""
+    result = CliRunner().invoke(
+        app,
+        ["bench", "--suites", "lexical", "--docs", "40", "--model", "no-such-model"],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "BM25 side rebuild of no-such-model, 40 docs" in result.output
+    assert "first build" in result.output and "saved tokens vs tokenizing every text" in result.output
+    assert re.search(r"\d+\.\d\dx faster", result.output)
 
 
 def test_training_bench_joint_forward_keeps_less_for_backward(tiny_model_dir: Path) -> None:

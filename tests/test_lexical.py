@@ -177,6 +177,55 @@ def test_an_index_saved_before_revisions_is_still_in_step(tmp_path: Path) -> Non
     assert (folder / INFO_FILE).stat().st_mtime_ns == mtime  # loaded, not rebuilt
 
 
+def test_a_rebuild_tokenizes_only_texts_it_has_not_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a change, the rebuild reuses the saved tokens of unchanged texts and gives the index a full
+    build gives; a changed text is tokenized again; unreadable saved tokens mean a full tokenization."""
+    import o1_rag.lexical as lexical
+    from o1_rag.lexical_tokens import TOKENS_FILE
+
+    tokenized: list[str] = []
+    real = lexical._tokenize
+
+    def counting(texts):  # type: ignore[no-untyped-def]
+        tokenized.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(lexical, "_tokenize", counting)
+    col = collection(tmp_path)
+    folder = lexical_folder(col, db=tmp_path / "db")
+    sync_lexical(col, folder)
+    assert sorted(tokenized) == sorted(DOCS.values())
+
+    def same_as_a_full_build(index: LexicalIndex) -> None:
+        texts = col.collection.get(include=["documents"])
+        full = LexicalIndex.build(texts["ids"], texts["documents"])
+        queries = ["cold fat", "aircraft wing", "swimming in cold water", "insulin", "books subject"]
+        for ours, theirs in zip(index.search(queries, 5), full.search(queries, 5), strict=True):
+            assert ours.ids == theirs.ids and ours.coverage == pytest.approx(theirs.coverage)
+            assert ours.scores == pytest.approx(theirs.scores)
+
+    tokenized.clear()
+    col.upsert(["d5"], np.ones((1, 3), dtype=np.float32), ["Cold water swimming"], [{"title": ""}])
+    grown = sync_lexical(col, folder)
+    assert tokenized == ["Cold water swimming"]
+    same_as_a_full_build(grown)
+    tokenized.clear()
+    col.bump_revision()
+    col.upsert(["d3"], np.ones((1, 3), dtype=np.float32), ["Gliders soar on thermals."], [{"title": ""}])
+    col.delete(["d1"])
+    changed = sync_lexical(col, folder)
+    assert tokenized == ["Gliders soar on thermals."]
+    same_as_a_full_build(changed)
+    (folder / TOKENS_FILE).write_bytes(b"not numpy")
+    tokenized.clear()
+    col.upsert(["d7"], np.ones((1, 3), dtype=np.float32), ["Rowing boats"], [{"title": ""}])
+    again = sync_lexical(col, folder)
+    assert sorted(tokenized) == sorted(col.collection.get(include=["documents"])["documents"])
+    same_as_a_full_build(again)
+
+
 def test_fusion() -> None:
     dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", 0.1)]
     # No lexical evidence: the dense order is kept.

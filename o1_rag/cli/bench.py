@@ -15,7 +15,8 @@ from o1_rag.cli._groups import ModelOptions, with_groups
 @with_groups
 def bench(
     suites: Annotated[
-        str, typer.Option("--suites", help="Comma-separated: core, compare, train, think, agree, ray.")
+        str,
+        typer.Option("--suites", help="Comma-separated: core, compare, train, think, agree, ray, lexical."),
     ] = "core,compare",
     data: Annotated[
         Path | None, typer.Option("--data", help="BEIR folder for texts [default: generated].")

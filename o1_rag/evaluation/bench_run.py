@@ -14,6 +14,8 @@ Suites:
   ``bulk.search_to_file`` call against one search each, per query.
 - ``agree``: early stopping (``ThinkParams.agree``, 0.95): thinking for 32 queries in one batch and for
   single queries (cache off), with against without it, and how many thoughts it wrote.
+- ``lexical``: the BM25 side of hybrid search rebuilt after one added document, reusing the saved tokens
+  of unchanged texts against tokenizing every text; no model is loaded.
 - ``ray``: indexing docs/s with ``o1rag index --ray local`` (1 and 2 encoder actors, one CPU each, start-up
   of the actors included, Ray itself already started) against the single-process index of the same texts.
 - ``train``: one training step (forward + backward, LoRA) of the joint objective in tokens/s, and the
@@ -32,9 +34,12 @@ import torch
 
 from o1_rag.embedder import O1Embedder
 from o1_rag.evaluation.bench import BenchInput, Row, bench_compare, bench_core, bench_texts
-from o1_rag.evaluation.bench_scale import bench_ray, bench_training
+from o1_rag.evaluation.bench_scale import bench_lexical, bench_ray, bench_training
 from o1_rag.evaluation.bench_think import bench_agree, bench_think
 from o1_rag.models import COMPOSED_MODELS, JOINT_MODEL
+
+SUITES = ("core", "compare", "train", "think", "agree", "ray", "lexical")
+ONLY_TEXTS = {"train": "training step", "lexical": "BM25 side rebuild"}  # suites that need no embedder
 
 
 def run_bench(
@@ -49,16 +54,14 @@ def run_bench(
     precision: str = "auto",
 ) -> tuple[str, list[Row]]:
     """Run the named suites; return a title and the rows."""
-    unknown = sorted(set(suites) - {"core", "compare", "train", "think", "agree", "ray"})
+    unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         hint = (
             " (the LangChain concurrency benchmark: integrations/langchain/benchmarks/concurrency.py)"
             if "langchain" in unknown
             else ""
         )
-        raise ValueError(
-            f"unknown benchmark suite '{unknown[0]}': choose core, compare, train, think, agree, ray{hint}"
-        )
+        raise ValueError(f"unknown benchmark suite '{unknown[0]}': choose {', '.join(SUITES)}{hint}")
     workdir = Path(tempfile.mkdtemp(prefix="o1rag-bench-"))
     docs, queries = bench_texts(data, n_docs, 32)
     if len(queries) < 32:
@@ -67,9 +70,15 @@ def run_bench(
     if "train" in suites:
         joint = COMPOSED_MODELS[model].thinker if model in COMPOSED_MODELS else model  # the joint objective
         rows += bench_training(joint, queries, docs, device)
-        if set(suites) == {"train"}:
-            where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
-            return f"o1rag bench: training step of {model}, {where}, {torch.get_num_threads()} threads", rows
+    if "lexical" in suites:
+        rows += bench_lexical(docs, workdir)
+    if set(suites) <= set(ONLY_TEXTS):  # neither needs the embedder
+        where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
+        what = " and ".join(name for key, name in ONLY_TEXTS.items() if key in suites)
+        return (
+            f"o1rag bench: {what} of {model}, {len(docs)} docs, {where}, {torch.get_num_threads()} threads",
+            rows,
+        )
     emb = O1Embedder.from_pretrained(
         model, adapter, device=device, precision=precision, cache=workdir / "thoughts.sqlite"
     )

@@ -1,9 +1,10 @@
 """The scale-out suites of ``o1rag bench`` (see ``o1_rag.evaluation.bench_run``): ``train`` (the cost of one
-training step of the joint objective, and of its single forward against separate forwards) and ``ray``
-(indexing with Ray actors against one process)."""
+training step of the joint objective, and of its single forward against separate forwards), ``ray``
+(indexing with Ray actors against one process) and ``lexical`` (the BM25 side's rebuild after a change)."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,3 +174,41 @@ def bench_ray(
             )
         )
     return rows
+
+
+def bench_lexical(docs: list[Document], workdir: Path, repeats: int = 3) -> list[Row]:
+    """The BM25 side rebuilt after one document was added to the collection: reusing the saved tokens of
+    the unchanged texts against tokenizing every text again (the saved tokens removed first); the median of
+    ``repeats`` each, and the first build. Needs no model (the vectors are placeholders)."""
+    import numpy as np
+
+    from o1_rag.lexical import sync_lexical
+    from o1_rag.lexical_tokens import TOKENS_FILE
+
+    col = O1Collection.create_or_open(open_client(workdir / "lexical-db"), "bench-lexical", "bench", 2)
+    for start in range(0, len(docs), 1000):
+        part = docs[start : start + 1000]
+        vectors = np.ones((len(part), 2), dtype=np.float32)
+        col.upsert([d.id for d in part], vectors, [d.full_text() for d in part], [{"title": ""}] * len(part))
+    folder = workdir / "lexical"
+    first = timed(lambda: sync_lexical(col, folder))
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(repeats):
+        for reuse in (True, False):
+            added = f"An added document, number {i}, {'kept' if reuse else 'dropped'} tokens."
+            col.upsert(
+                [f"bench-added-{i}-{reuse}"], np.ones((1, 2), dtype=np.float32), [added], [{"title": ""}]
+            )
+            if not reuse:
+                (folder / TOKENS_FILE).unlink()
+            times[reuse].append(timed(lambda: sync_lexical(col, folder)))
+    kept, every = statistics.median(times[True]), statistics.median(times[False])
+    return [
+        Row(f"BM25 side: first build, s ({len(docs)} docs)", f"{first:.3f}", "", ""),
+        Row(
+            "BM25 side rebuilt after 1 added document, s: saved tokens vs tokenizing every text",
+            f"{kept:.3f}",
+            f"{every:.3f}",
+            f"{every / kept:.2f}x faster",
+        ),
+    ]
