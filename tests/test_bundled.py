@@ -12,7 +12,7 @@ from o1_rag.indexing import index_documents
 from o1_rag.models import JOINT_MODEL, o1rag_home
 from o1_rag.search import search
 from o1_rag.store import O1Collection, open_client
-from o1_rag.testing import vector_atol
+from o1_rag.testing import assert_same_vectors
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 pytestmark = [
@@ -60,7 +60,7 @@ def test_bundled_model_indexes_and_searches_scifact_slice(bundled: O1Embedder, t
     # the stored document vectors are what embed_documents gives now (no drift between runs)
     stored = col.collection.get(ids=[subset[0].id], include=["embeddings"])["embeddings"][0]
     fresh = bundled.embed_documents([subset[0].full_text()])[0]
-    np.testing.assert_allclose(np.asarray(stored), fresh, atol=vector_atol(bundled))
+    assert_same_vectors(stored, fresh, bundled)
 
 
 def test_shipped_adapter_retrieves_better_than_the_untrained_base(bundled: O1Embedder) -> None:

@@ -21,7 +21,7 @@ from o1_rag.cli import app
 from o1_rag.data import load_corpus
 from o1_rag.embedder import O1Embedder
 from o1_rag.store import open_client
-from o1_rag.testing import vector_atol
+from o1_rag.testing import assert_same_vectors
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 pytest.importorskip("ray")
@@ -54,7 +54,7 @@ def _check_vectors(stored: dict[str, np.ndarray], corpus: Path, embedder: O1Embe
     """Spot-check that each id holds its own document's vector (not a neighbour's from another batch)."""
     docs = {d.id: d for d in load_corpus(corpus)}
     expected = embedder.embed_documents([docs[i].full_text() for i in ids])
-    np.testing.assert_allclose(np.stack([stored[i] for i in ids]), expected, atol=vector_atol(embedder))
+    assert_same_vectors(np.stack([stored[i] for i in ids]), expected, embedder)
 
 
 def test_ray_index_into_the_embedded_store_matches_one_process(
