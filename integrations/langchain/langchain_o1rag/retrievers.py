@@ -209,7 +209,8 @@ class O1Retriever(O1Settings, BaseRetriever):
         self, documents: Iterable[Document], *, ids: Sequence[str] | None = None, batch_size: int = 32
     ) -> list[str]:
         """Embed ``documents`` into the retriever's collection and return their ids, in order (as
-        ``VectorStoreRetriever.add_documents`` does); the next search sees them, on the BM25 side too.
+        ``VectorStoreRetriever.add_documents`` does); the next search sees them, on the BM25 side too (a
+        hybrid retriever brings its BM25 side up to date here, so the next search does not wait for it).
 
         Ids, titles and metadata are read as in ``from_documents`` (``ids``, one per document, replace
         the documents' own); a document already stored under its id is embedded again only when its text
@@ -230,6 +231,7 @@ class O1Retriever(O1Settings, BaseRetriever):
             docs = [doc.model_copy(update={"id": name}) for doc, name in zip(docs, ids, strict=True)]
         corpus, names = corpus_documents(docs)
         index_documents(self.embedder, self._collection, corpus, batch_size=batch_size)
+        self._follow_lexical()
         return names
 
     async def aadd_documents(
@@ -242,7 +244,7 @@ class O1Retriever(O1Settings, BaseRetriever):
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove the documents with these ids from the collection (ids it does not hold are ignored); the
-        next search no longer returns them, on the BM25 side either.
+        next search no longer returns them, on the BM25 side either (brought up to date here when hybrid).
 
         Raises:
             ValueError: ``ids`` is a single string or holds something that is not a string.
@@ -250,6 +252,12 @@ class O1Retriever(O1Settings, BaseRetriever):
         if isinstance(ids, str) or not all(isinstance(name, str) for name in ids):
             raise ValueError("delete takes a list of document ids (strings)")
         self._collection.delete(list(dict.fromkeys(ids)))
+        self._follow_lexical()
+
+    def _follow_lexical(self) -> None:
+        """Bring the BM25 side up to date after a change, when the retriever searches hybrid by default."""
+        if self.hybrid:
+            lexical_index(self._collection, self._lexical_db)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

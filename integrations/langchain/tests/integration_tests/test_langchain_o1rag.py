@@ -356,6 +356,34 @@ def test_from_documents_indexes_incrementally_and_keeps_metadata(
         O1Retriever.from_documents([docs[0], Document("other", id="a1")], **where)
 
 
+def test_a_hybrid_retriever_updates_its_bm25_side_when_documents_change(
+    embedder: O1Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """add_documents and delete bring the BM25 side up to date themselves, so the next search does not
+    wait for a rebuild."""
+    from langchain_core.documents import Document
+
+    import o1_rag.lexical as lexical
+
+    where = {"collection_name": "lc-eager", "persist_directory": str(tmp_path), "embedder": embedder}
+    retriever = O1Retriever.from_texts(["Aspirin lowers the risk of heart attack."], ids=["a1"], **where, k=5)
+    retriever.invoke("aspirin", think=False)
+    rebuilt: list[int] = []
+    real = lexical.sync_lexical
+
+    def counting(collection, folder, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rebuilt.append(collection.count())
+        return real(collection, folder, *args, **kwargs)
+
+    monkeypatch.setattr(lexical, "sync_lexical", counting)
+    retriever.add_documents([Document("Zebrafish regrow their hearts.", id="z1")])
+    assert rebuilt == [2]
+    assert retriever.invoke("zebrafish", think=False)[0].id == "z1" and rebuilt == [2]  # no rebuild here
+    retriever.delete(["z1"])
+    assert rebuilt == [2, 1]
+    assert all(d.id != "z1" for d in retriever.invoke("zebrafish", think=False)) and rebuilt == [2, 1]
+
+
 def test_add_documents_and_delete_keep_both_sides_in_step(embedder: O1Embedder, tmp_path: Path) -> None:
     from langchain_core.documents import Document
 
