@@ -233,7 +233,7 @@ def test_lexical_bench_needs_no_model() -> None:
         env={"COLUMNS": "250"},
     )
     assert result.exit_code == 0, result.output
-    assert "BM25 side rebuild of no-such-model, 40 docs" in result.output
+    assert "o1rag bench: BM25 side rebuild, 40 docs" in result.output
     assert "first build" in result.output and "saved tokens vs tokenizing every text" in result.output
     assert re.search(r"\d+\.\d\dx faster", result.output)
 

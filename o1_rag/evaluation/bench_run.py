@@ -39,7 +39,7 @@ from o1_rag.evaluation.bench_think import bench_agree, bench_think
 from o1_rag.models import COMPOSED_MODELS, JOINT_MODEL
 
 SUITES = ("core", "compare", "train", "think", "agree", "ray", "lexical")
-ONLY_TEXTS = {"train": "training step", "lexical": "BM25 side rebuild"}  # suites that need no embedder
+ONLY_TEXTS = ("train", "lexical")  # suites that need no embedder
 
 
 def run_bench(
@@ -67,18 +67,18 @@ def run_bench(
     if len(queries) < 32:
         raise ValueError(f"the benchmark needs 32 queries, {data} has {len(queries)}")
     rows: list[Row] = []
+    measured = []
     if "train" in suites:
         joint = COMPOSED_MODELS[model].thinker if model in COMPOSED_MODELS else model  # the joint objective
         rows += bench_training(joint, queries, docs, device)
+        measured.append(f"training step of {model}")
     if "lexical" in suites:
         rows += bench_lexical(docs, workdir)
-    if set(suites) <= set(ONLY_TEXTS):  # neither needs the embedder
+        measured.append("BM25 side rebuild")
+    if set(suites) <= set(ONLY_TEXTS):
         where = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "CPU"
-        what = " and ".join(name for key, name in ONLY_TEXTS.items() if key in suites)
-        return (
-            f"o1rag bench: {what} of {model}, {len(docs)} docs, {where}, {torch.get_num_threads()} threads",
-            rows,
-        )
+        what = " and ".join(measured)
+        return f"o1rag bench: {what}, {len(docs)} docs, {where}, {torch.get_num_threads()} threads", rows
     emb = O1Embedder.from_pretrained(
         model, adapter, device=device, precision=precision, cache=workdir / "thoughts.sqlite"
     )
