@@ -34,7 +34,8 @@ import numpy as np
 
 from o1_rag.errors import O1RagError
 from o1_rag.files import atomic_dir, atomic_write
-from o1_rag.lexical_tokens import load_tokens, reuse_tokens, save_tokens, text_digest
+from o1_rag.lexical_tokens import load_tokens, reuse_tokens, save_tokens
+from o1_rag.store import text_digest
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class LexicalIndex:
         self,
         folder: str | Path,
         info: dict[str, Any],
-        tokens: tuple[Sequence[bytes], Sequence[list[str]]] | None = None,
+        tokens: tuple[Sequence[str], Sequence[list[str]]] | None = None,
     ) -> None:
         """Write the index to ``folder`` whole: built in a temporary folder beside it, then moved in place;
         ``tokens`` (text digests and their tokens) are kept beside it for the next rebuild."""

@@ -1,18 +1,18 @@
 """The token lists a lexical index was built from, saved beside it, so that a rebuild after a change
 tokenizes only the texts it has not seen before.
 
-Stemming is nearly all of a BM25 build's time (5,183 scifact documents: 0.86 s of 0.88 s on a CPU), and a
-collection that takes a few documents at a time (``O1Retriever.add_documents``, ``o1rag index`` of a grown
-folder, another process's writes) would otherwise tokenize its whole corpus again at the next search. Each
-document's tokens are stored under a digest of its text (``tokens.npz``: token numbers, per-document
-offsets and digests; ``tokens_vocab.json``: the words), so a text that did not change is never tokenized
-twice, whatever its id; tokenizing is per text, so reused tokens are the ones a full build would make.
-A missing or unreadable token file only means a full tokenization.
+Stemming is about half of a BM25 rebuild's time (``o1rag bench --suites lexical``: scifact's 5,183 documents,
+1.04 s against 0.53 s with saved tokens, on a 2-core CPU), and a collection that takes a few documents at a
+time (``O1Retriever.add_documents``, ``o1rag index`` of a grown folder, another process's writes) would
+otherwise tokenize its whole corpus again at the next search. Each document's tokens are stored under a digest
+of its text (``tokens.npz``: token numbers, per-document offsets and ``store.text_digest`` of each text;
+``tokens_vocab.json``: the words), so a text that did not change is never tokenized twice, whatever its id;
+tokenizing is per text, so reused tokens are the ones a full build would make. A missing or unreadable token
+file only means a full tokenization.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -28,24 +28,20 @@ TOKENS_FILE = "tokens.npz"
 VOCAB_FILE = "tokens_vocab.json"
 
 
-def text_digest(text: str) -> bytes:
-    """The key a text's tokens are kept under."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest().encode()
-
-
-def save_tokens(folder: Path, digests: Sequence[bytes], tokens: Sequence[Sequence[str]]) -> None:
-    """Write each text's tokens (``tokens[i]`` for the text of ``digests[i]``) into ``folder``."""
+def save_tokens(folder: Path, digests: Sequence[str], tokens: Sequence[Sequence[str]]) -> None:
+    """Write each text's tokens (``tokens[i]`` for the text whose ``store.text_digest`` is ``digests[i]``)
+    into ``folder``."""
     words = [word for doc in tokens for word in doc]
     number = {word: i for i, word in enumerate(dict.fromkeys(words))}
     flat = np.fromiter(map(number.__getitem__, words), np.int32, len(words))
     offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
     np.cumsum([len(doc) for doc in tokens], out=offsets[1:])
     with open(folder / TOKENS_FILE, "wb") as handle:
-        np.savez(handle, ids=flat, offsets=offsets, digests=np.asarray(list(digests), dtype="S32"))
+        np.savez(handle, ids=flat, offsets=offsets, digests=np.asarray([d.encode() for d in digests], "S32"))
     atomic_write(folder / VOCAB_FILE, json.dumps(list(number), ensure_ascii=False))
 
 
-def load_tokens(folder: Path) -> dict[bytes, list[str]]:
+def load_tokens(folder: Path) -> dict[str, list[str]]:
     """The saved tokens of ``folder`` by text digest; empty when there are none or they cannot be read."""
     try:
         words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
@@ -65,12 +61,12 @@ def load_tokens(folder: Path) -> dict[bytes, list[str]]:
         return {}
     every = np.asarray(words, dtype=object)[flat].tolist()
     bounds = offsets.tolist()
-    return {d: every[bounds[i] : bounds[i + 1]] for i, d in enumerate(digests.tolist())}
+    return {d.decode(): every[bounds[i] : bounds[i + 1]] for i, d in enumerate(digests.tolist())}
 
 
 def reuse_tokens(
-    known: dict[bytes, list[str]],
-    digests: Sequence[bytes],
+    known: dict[str, list[str]],
+    digests: Sequence[str],
     texts: Sequence[str],
     tokenize: Callable[[Sequence[str]], list[list[str]]],
 ) -> list[list[str]]:
