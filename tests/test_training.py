@@ -280,3 +280,13 @@ def test_each_recipe_keeps_its_own_defaults_and_sections(tmp_path: Path) -> None
     assert load_recipe(recipe).lam == 0.5
     with pytest.raises(RecipeError, match=r"unknown section \[loss\]"):
         load_encoder_recipe(recipe)
+
+
+def test_names_moved_out_of_recipe_are_still_importable_from_it() -> None:
+    import o1_rag.training.recipe as recipe_module
+    from o1_rag.training.recipe import pack_adapter as moved_pack
+    from o1_rag.training.recipe import train as moved_train
+
+    assert moved_train is train and moved_pack is pack_adapter
+    with pytest.raises(AttributeError, match="no attribute 'check_shared'"):
+        recipe_module.check_shared  # noqa: B018 (replaced by TrainingRecipe.check)

@@ -178,3 +178,21 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     """Read a TOML recipe of the joint model; unknown sections and keys, wrong types and values out of
     range are errors."""
     return read_recipe(path, Recipe, overrides)
+
+
+MOVED = {  # names this module held before the training code was split by role, and where they live now
+    **dict.fromkeys(
+        ("build_model", "model_card", "prepare", "save_artifact", "train"), "o1_rag.training.joint"
+    ),
+    "pack_adapter": "o1_rag.training.pack",
+    "record_base": "o1_rag.training.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The joint run, packing and ``record_base`` moved to their own modules; still importable from here."""
+    if name in MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
