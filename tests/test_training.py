@@ -280,6 +280,20 @@ def test_each_recipe_keeps_its_own_defaults_and_sections(tmp_path: Path) -> None
     assert load_recipe(recipe).lam == 0.5
     with pytest.raises(RecipeError, match=r"unknown section \[loss\]"):
         load_encoder_recipe(recipe)
+    recipe.write_text('[data]\ntrain_files = ["x.jsonl"]\n[lora]\nbatch_size = 4\n')
+    with pytest.raises(
+        RecipeError, match=r"unknown setting 'batch_size' in \[lora\] \(it belongs in \[training\]\)"
+    ):
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name", ["smollm2-cpu.toml", "qwen2.5-7b-msmarco.toml", "minilm-cpu.toml"])
+def test_shipped_recipes_read(name: str) -> None:
+    from o1_rag.training.encoder import load_encoder_recipe
+
+    path = Path(__file__).parent.parent / "train" / name
+    recipe = (load_encoder_recipe if name.startswith("minilm") else load_recipe)(path)
+    assert recipe.train_files and all(Path(f).is_absolute() for f in recipe.train_files)
 
 
 def test_names_moved_out_of_recipe_are_still_importable_from_it() -> None:

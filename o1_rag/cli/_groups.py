@@ -1,6 +1,6 @@
 """Option groups: options that several commands take together, declared once.
 
-A group is a class declared with ``@option_group`` (a frozen dataclass) whose fields are annotated with
+A group is a frozen dataclass declared with ``@option_group`` whose fields are annotated with
 ``_common``'s option aliases. A command names it as one parameter (``store: StoreOptions = StoreOptions()``)
 and is wrapped by ``with_groups``: Typer then sees each field as an option of its own (the same flags, help
 and defaults as if written out), and the command's body gets one group value built from them. The group also
@@ -46,13 +46,13 @@ G = TypeVar("G", bound=type)
 OPTION_GROUPS: set[type] = set()
 
 
-@typing.dataclass_transform(frozen_default=True)
 def option_group(cls: G) -> G:
-    """Declare ``cls`` an option group: a frozen dataclass whose fields ``with_groups`` spreads into
+    """Declare ``cls`` (a frozen dataclass) an option group, whose fields ``with_groups`` spreads into
     options."""
-    group = dataclass(frozen=True)(cls)
-    OPTION_GROUPS.add(group)
-    return group
+    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__}: an option group is a frozen dataclass")
+    OPTION_GROUPS.add(cls)
+    return cls
 
 
 def with_groups(command: F) -> F:
@@ -89,6 +89,7 @@ def with_groups(command: F) -> F:
 
 
 @option_group
+@dataclass(frozen=True)
 class ModelOptions:
     """Which O1 model, and where it runs."""
 
@@ -137,6 +138,7 @@ class ModelOptions:
 
 
 @option_group
+@dataclass(frozen=True)
 class ThinkerOptions:
     """Who writes the thoughts when not the model's own thinker: a causal LM or an OpenAI-compatible URL."""
 
@@ -153,6 +155,7 @@ class ThinkerOptions:
 
 
 @option_group
+@dataclass(frozen=True)
 class SamplingOptions:
     """How thoughts are sampled (each left unset takes the model's default)."""
 
@@ -172,6 +175,7 @@ class SamplingOptions:
 
 
 @option_group
+@dataclass(frozen=True)
 class StoreOptions:
     """Where the collections live: an embedded Chroma folder, or a Chroma server."""
 

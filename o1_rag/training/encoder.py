@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from o1_rag.training.recipe import RecipeError, TrainingRecipe, read_recipe
+from o1_rag.training.recipe import RecipeError, TrainingRecipe, read_recipe, setting
 from o1_rag.training.runner import record_base, run_training, training_arguments
 
 logger = logging.getLogger(__name__)
@@ -29,31 +29,28 @@ logger = logging.getLogger(__name__)
 class EncoderRecipe(TrainingRecipe):
     """An encoder fine-tuning run (``o1rag train-encoder``)."""
 
-    SECTIONS: ClassVar[tuple[str, ...]] = ("encoder", "thinker", "data", "lora", "training")
     COUNTS: ClassVar[tuple[str, ...]] = ("num_thoughts", "max_new_tokens")
 
-    # [encoder]
-    base: str = "all-minilm-l6-v2"
-    separator: str = " "
-    # [thinker]: writes the training queries' thoughts (cached in the thought cache, resumable)
-    thinker: str = "o1-smollm2-135m"
-    num_thoughts: int = 1
-    max_new_tokens: int = 48
-    temperature: float = 0.1
-    think_seed: int = 0
-    # [data]
-    query_only_share: float = 0.2
-    # [lora] and [training]: the encoder's own defaults
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
-    output_dir: str = "runs/o1-minilm-encoder"
-    learning_rate: float = 2e-4
-    batch_size: int = 32
-    warmup_ratio: float = 0.1
-    logging_steps: int = 5
-    save_steps: int = 20
+    base: str = setting("encoder", "all-minilm-l6-v2")
+    separator: str = setting("encoder", " ")
+    # the thinker writes the training queries' thoughts (cached in the thought cache, resumable)
+    thinker: str = setting("thinker", "o1-smollm2-135m")
+    num_thoughts: int = setting("thinker", 1)
+    max_new_tokens: int = setting("thinker", 48)
+    temperature: float = setting("thinker", 0.1)
+    think_seed: int = setting("thinker", 0)
+    query_only_share: float = setting("data", 0.2)
+    # the encoder's own defaults of the shared settings
+    r: int = setting("lora", 16)
+    alpha: int = setting("lora", 32)
+    dropout: float = setting("lora", 0.05)
+    target_modules: list[str] = setting("lora", ["query", "key", "value", "dense"])
+    output_dir: str = setting("training", "runs/o1-minilm-encoder")
+    learning_rate: float = setting("training", 2e-4)
+    batch_size: int = setting("training", 32)
+    warmup_ratio: float = setting("training", 0.1)
+    logging_steps: int = setting("training", 5)
+    save_steps: int = setting("training", 20)
 
     def own_checks(self) -> list[tuple[bool, str]]:
         """The query-only share and the thinker's temperature."""

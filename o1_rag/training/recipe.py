@@ -22,35 +22,45 @@ class RecipeError(O1RagError):
     """A recipe file is missing, malformed or names unknown settings."""
 
 
+def setting(section: str, default: Any) -> Any:
+    """A recipe field read from the TOML section ``[section]`` (a list default is copied for each recipe)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"section": section})
+    return field(default=default, metadata={"section": section})
+
+
+LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
 @dataclass
 class TrainingRecipe:
-    """The settings both recipes have; a subclass redeclares a field to change its default."""
+    """The settings both recipes have; a subclass redeclares a field to change its default. Each field is
+    read from the TOML section its ``setting`` names, and from no other."""
 
-    SECTIONS: ClassVar[tuple[str, ...]] = ("data", "lora", "training")
     COUNTS: ClassVar[tuple[str, ...]] = ()  # the subclass's settings that must be >= 1
 
-    # [data]
-    train_files: list[str] = field(default_factory=list)
-    data_root: str = ""  # folder of BEIR collections that ids-only training files name
-    # [lora]
-    r: int = 32
-    alpha: int = 64
-    dropout: float = 0.1
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    # [training]
-    output_dir: str = "runs/o1"
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    warmup_ratio: float = 0.05
-    logging_steps: int = 10
-    save_steps: int = 100
-    save_total_limit: int = 2
-    seed: int = 0
-    device: str = "auto"
+    train_files: list[str] = setting("data", [])
+    data_root: str = setting("data", "")  # folder of BEIR collections that ids-only training files name
+    r: int = setting("lora", 32)
+    alpha: int = setting("lora", 64)
+    dropout: float = setting("lora", 0.1)
+    target_modules: list[str] = setting("lora", LLAMA_MODULES)
+    output_dir: str = setting("training", "runs/o1")
+    learning_rate: float = setting("training", 1e-4)
+    epochs: float = setting("training", 1.0)
+    max_steps: int = setting("training", -1)
+    batch_size: int = setting("training", 8)
+    warmup_ratio: float = setting("training", 0.05)
+    logging_steps: int = setting("training", 10)
+    save_steps: int = setting("training", 100)
+    save_total_limit: int = setting("training", 2)
+    seed: int = setting("training", 0)
+    device: str = setting("training", "auto")
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        """Each setting and the TOML section it is read from."""
+        return {f.name: f.metadata["section"] for f in fields(cls)}
 
     def own_checks(self) -> list[tuple[bool, str]]:
         """The subclass's own ranges, as ``(ok, message)`` pairs."""
@@ -86,7 +96,6 @@ BF16_CHOICES = ("auto", "true", "false", "yes", "no")
 class Recipe(TrainingRecipe):
     """A joint O1 model's training run (``o1rag train``)."""
 
-    SECTIONS: ClassVar[tuple[str, ...]] = ("model", "data", "lora", "loss", "training")
     COUNTS: ClassVar[tuple[str, ...]] = (
         "group_size",
         "gradient_accumulation",
@@ -95,23 +104,19 @@ class Recipe(TrainingRecipe):
         "max_document_tokens",
     )
 
-    # [model]
-    base: str = "smollm2-135m-instruct"
-    # [data]
-    group_size: int = 8
-    max_query_tokens: int = 32
-    max_thought_tokens: int = 224
-    max_document_tokens: int = 192
-    # [loss]
-    temperature: float = 0.02
-    lam: float = 0.8
-    vq_share: float = 0.1
-    kl_weight: float = 0.0
-    # [training]
-    gradient_accumulation: int = 1
-    gradient_checkpointing: bool = True
-    bf16: str = "auto"
-    deepspeed: str = ""  # a DeepSpeed config json (ZeRO) for multi-GPU runs
+    base: str = setting("model", "smollm2-135m-instruct")
+    group_size: int = setting("data", 8)
+    max_query_tokens: int = setting("data", 32)
+    max_thought_tokens: int = setting("data", 224)
+    max_document_tokens: int = setting("data", 192)
+    temperature: float = setting("loss", 0.02)
+    lam: float = setting("loss", 0.8)
+    vq_share: float = setting("loss", 0.1)
+    kl_weight: float = setting("loss", 0.0)
+    gradient_accumulation: int = setting("training", 1)
+    gradient_checkpointing: bool = setting("training", True)
+    bf16: str = setting("training", "auto")
+    deepspeed: str = setting("training", "")  # a DeepSpeed config json (ZeRO) for multi-GPU runs
 
     def own_checks(self) -> list[tuple[bool, str]]:
         """The loss weights and the bf16 choice."""
@@ -128,7 +133,7 @@ R = TypeVar("R", bound=TrainingRecipe)
 
 
 def read_recipe(path: str | Path, cls: type[R], overrides: dict[str, Any] | None = None) -> R:
-    """A ``cls`` recipe from a TOML file whose sections (``cls.SECTIONS``) group its fields, checked.
+    """A ``cls`` recipe from a TOML file whose sections group its fields (``cls.sections()``), checked.
 
     Unknown sections and keys and wrong types are errors (a typo must not be silently ignored), and so is
     a value out of range; ``train_files`` and ``data_root`` are made relative to the file.
@@ -137,15 +142,16 @@ def read_recipe(path: str | Path, cls: type[R], overrides: dict[str, Any] | None
     if not path.is_file():
         raise RecipeError(f"{path}: recipe not found")
     raw = read_structured(path, RecipeError, toml=True)
-    known = {f.name for f in fields(cls)}
-    sections = cls.SECTIONS
+    section_of = cls.sections()
+    sections = list(dict.fromkeys(section_of.values()))
     values: dict[str, Any] = {}
     for section, table in raw.items():
         if section not in sections or not isinstance(table, dict):
             raise RecipeError(f"{path}: unknown section [{section}] (use {', '.join(sections)})")
         for key, value in table.items():
-            if key not in known:
-                raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]")
+            if section_of.get(key) != section:
+                where = f" (it belongs in [{section_of[key]}])" if key in section_of else ""
+                raise RecipeError(f"{path}: unknown setting '{key}' in [{section}]{where}")
             values[key] = value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for f in fields(cls):
