@@ -159,7 +159,8 @@ class O1Retriever(O1Settings, BaseRetriever):
         Indexing is o1-rag's: only documents that are new or whose text or metadata changed are embedded
         (a document's ``id``, else a digest of its text and metadata, identifies it), ``prune=True`` also
         removes the collection's documents that ``documents`` no longer holds, and the BM25 side is
-        built from the collection. ``metadata["title"]`` becomes the title; other metadata Chroma can
+        built from the collection (here, when the retriever searches hybrid, so the first search does not
+        wait for it). ``metadata["title"]`` becomes the title; other metadata Chroma can
         store (strings, numbers, booleans) is kept and filterable. ``kwargs`` are the retriever's own
         (``model``, ``k``, ``search_type`` ...).
         """
@@ -176,13 +177,15 @@ class O1Retriever(O1Settings, BaseRetriever):
             store, collection_name, embedder.fingerprint, embedder.dim, embedder.describe()
         )
         index_documents(embedder, target, corpus, batch_size=batch_size, prune=prune)
-        return cls(
+        retriever = cls(
             embedder=embedder,
             collection_name=collection_name,
             persist_directory=persist_directory,
             client=client,
             **kwargs,
         )
+        retriever._follow_lexical()
+        return retriever
 
     @classmethod
     def from_texts(

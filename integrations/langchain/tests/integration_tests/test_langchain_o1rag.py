@@ -359,15 +359,15 @@ def test_from_documents_indexes_incrementally_and_keeps_metadata(
 def test_a_hybrid_retriever_updates_its_bm25_side_when_documents_change(
     embedder: O1Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """add_documents and delete bring the BM25 side up to date themselves, so the next search does not
-    wait for a rebuild."""
+    """from_texts, add_documents and delete bring the BM25 side up to date themselves, so the next search
+    does not wait for a rebuild."""
     from langchain_core.documents import Document
 
     import o1_rag.lexical as lexical
 
     where = {"collection_name": "lc-eager", "persist_directory": str(tmp_path), "embedder": embedder}
     retriever = O1Retriever.from_texts(["Aspirin lowers the risk of heart attack."], ids=["a1"], **where, k=5)
-    retriever.invoke("aspirin", think=False)
+    assert (tmp_path / "o1rag-lexical" / "lc-eager" / "o1rag_lexical.json").is_file()  # built already
     rebuilt: list[int] = []
     real = lexical.sync_lexical
 
