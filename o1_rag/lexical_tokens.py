@@ -71,10 +71,8 @@ def reuse_tokens(
     tokenize: Callable[[Sequence[str]], list[list[str]]],
 ) -> list[list[str]]:
     """Each text's tokens: ``known`` ones reused, the rest tokenized in one call."""
-    tokens: list[list[str] | None] = [known.get(d) for d in digests]
-    missing = [i for i, t in enumerate(tokens) if t is None]
-    if missing:
-        for i, fresh in zip(missing, tokenize([texts[i] for i in missing]), strict=True):
-            tokens[i] = fresh
+    reused = [known.get(d) for d in digests]
+    missing = [texts[i] for i, t in enumerate(reused) if t is None]
+    fresh = iter(tokenize(missing) if missing else [])
     logger.info("tokenized %d of %d texts (%d reused)", len(missing), len(texts), len(texts) - len(missing))
-    return [t if t is not None else [] for t in tokens]
+    return [t if t is not None else next(fresh) for t in reused]
