@@ -131,9 +131,9 @@ class O1Embedder:
         a causal-LM name; False: load no thinker, for indexing) and ``encoder`` (an ``Encoder`` or a
         sentence-transformers name) replace the respective part. ``precision`` is how the encoder
         computes (``auto``: bfloat16 where the hardware does it natively; see ``Encoder``); ``dtype`` is
-        the dtype of a causal LM's weights. ``cache``: True for the default thought
-        cache, a path or ``ThoughtCache`` for another, False/None for none. Remaining keyword arguments
-        (truncation lengths, batch sizes) go to the joint model or the parts.
+        the dtype of a causal LM's weights. ``cache``: True for the default thought cache, a path or
+        ``ThoughtCache`` for another, False/None for none. Remaining keyword arguments (truncation lengths,
+        batch sizes, ``long_documents``: see ``o1_rag.encoders.windows``) go to the joint model or the parts.
 
         An embedder loaded by names (no ``Thinker`` / ``Encoder`` / ``ThoughtCache`` objects) can be pickled
         and deep-copied: the copy loads the same names again, once per process (a process-wide registry

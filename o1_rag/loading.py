@@ -19,6 +19,7 @@ from o1_rag.cache import ThoughtCache
 from o1_rag.causal_lm import LoadedModel, check_precision, load_model
 from o1_rag.config import O1Config
 from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder
+from o1_rag.encoders.windows import check_long_documents
 from o1_rag.gate import GATE_FILE, ThinkGate
 from o1_rag.models import ADAPTERS_DIR, COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL
 from o1_rag.thinkers import DEFAULT_MAX_NEW_TOKENS, DEFAULT_NUM_THOUGHTS, LMThinker, Thinker, check_penalty
@@ -148,6 +149,9 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
     device = settings.pop("device", "auto")
     trust_remote_code = settings.pop("trust_remote_code", False)
     precision = check_precision(settings.pop("precision", "auto"))  # before any model loads
+    long_documents = settings.pop("long_documents", None)
+    if long_documents is not None:
+        check_long_documents(long_documents)
     common = {
         "device": device,
         "dtype": settings.pop("dtype", "auto"),
@@ -158,7 +162,16 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
     composed = COMPOSED_MODELS.get(model)
     if composed is not None and adapter:
         raise ValueError(f"'{model}' is a thinker + encoder alias: it takes no --adapter")
+    if long_documents is not None and not (encoder is None or isinstance(encoder, str)):
+        raise ValueError(
+            "long_documents is a setting of a named encoder; set it on the Encoder object itself"
+        )
     if composed is None and encoder is None:  # the joint model, optionally with another thinker
+        if long_documents not in (None, "truncate"):
+            raise ValueError(
+                f"'{model}' is a joint model, which truncates documents; long_documents='{long_documents}' "
+                "needs a sentence-transformers encoder (--encoder, or a thinker + encoder alias)"
+            )
         loaded = load_model(model, adapter=adapter, **common)
         if isinstance(thinker, str):
             thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
@@ -182,6 +195,8 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
         encoder_name, encoder_adapter = (
             (encoder, None) if encoder else (composed.encoder, composed.encoder_adapter())
         )
+        if long_documents is None and not encoder:  # the alias's own (a named encoder: see the encoder)
+            long_documents = composed.long_documents
         encoder = SentenceTransformerEncoder(
             encoder_name,
             adapter=encoder_adapter,
@@ -189,6 +204,7 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
             trust_remote_code=trust_remote_code,
             batch_size=settings.pop("batch_size", 32),
             precision=precision,
+            long_documents=long_documents,
         )
     own_thinker = thinker is None or thinker is True
     if thinker is False:

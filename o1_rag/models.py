@@ -51,12 +51,14 @@ class ComposedModel:
     """A thinker + encoder alias: a causal-LM thinker and a sentence-transformers encoder.
 
     ``folder`` (in ``o1_rag/adapters``) holds the alias's ``o1_config.json`` (query-side defaults: query
-    weight, thinking budget) and, when the encoder was fine-tuned, its LoRA adapter.
+    weight, thinking budget) and, when the encoder was fine-tuned, its LoRA adapter. ``long_documents`` is
+    how its encoder embeds documents longer than its input (``o1_rag.encoders.windows``).
     """
 
     thinker: str
     encoder: str
     folder: str
+    long_documents: str = "truncate"
 
     def encoder_adapter(self) -> str | None:
         """The shipped encoder adapter folder, if the encoder was fine-tuned."""
@@ -76,7 +78,9 @@ TRAINED_MODELS: dict[str, TrainedModel] = {
     "o1-smollm2-135m": TrainedModel("smollm2-135m-instruct", "o1-smollm2-135m"),
 }
 COMPOSED_MODELS: dict[str, ComposedModel] = {
-    "o1-minilm": ComposedModel(thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", folder="o1-minilm"),
+    "o1-minilm": ComposedModel(
+        thinker=JOINT_MODEL, encoder="all-minilm-l6-v2", folder="o1-minilm", long_documents="windows"
+    ),
 }
 
 

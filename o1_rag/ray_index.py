@@ -79,6 +79,7 @@ class EncoderSpec:
     device: str
     fingerprint: str
     precision: str = "auto"  # resolved on each node (its vectors agree with float32 ones either way)
+    long_documents: str | None = None  # None: the model's own
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class EmbedWorker:
             device=spec.device,
             precision=spec.precision,
             cache=False,
+            long_documents=spec.long_documents,
         )
         if self.embedder.fingerprint != spec.fingerprint:
             raise FingerprintMismatchError(

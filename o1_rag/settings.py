@@ -125,7 +125,7 @@ class ThinkSettings(BaseModel):
 
 class LoadSettings(BaseModel):
     """How the integrations load their model besides its name (the CLI's ``--adapter``, ``--device``,
-    ``--encoder``, ``--precision``)."""
+    ``--encoder``, ``--precision``, ``--long-documents``)."""
 
     adapter: str | None = Field(default=None, description="Folder of a peft LoRA adapter.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
@@ -136,6 +136,12 @@ class LoadSettings(BaseModel):
     )
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto", description="How the encoder computes (auto: bfloat16 where the hardware does it)."
+    )
+    long_documents: Literal["truncate", "windows"] | None = Field(
+        default=None,
+        description="How a sentence-transformers encoder embeds a document longer than its input: windows "
+        "(all of it) or truncate (its start). None: the model's own (windows for o1-minilm); with encoder=, "
+        "that encoder's own (truncate unless it names an alias).",
     )
 
 
@@ -149,6 +155,6 @@ class O1Settings(ThinkSettings, LoadSettings):
         # not model_dump: LlamaIndex's adds its class name to every dump
         named = {
             name: getattr(self, name)
-            for name in ("encoder", "device", "precision", "think_mode", "query_weight")
+            for name in ("encoder", "device", "precision", "long_documents", "think_mode", "query_weight")
         }
         return O1Embedder.from_pretrained(model, self.adapter, thinker=thinker, cache=cache, **named)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from o1_rag.causal_lm import PRECISIONS
+from o1_rag.encoders.windows import LONG_DOCUMENTS
 from o1_rag.errors import O1RagError
 from o1_rag.prompts import THINK_MODES
 
@@ -66,6 +67,18 @@ PortOpt = Annotated[
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+
+
+LongDocumentsOpt = Annotated[
+    Literal[LONG_DOCUMENTS] | None,  # the choices are the library's
+    typer.Option(
+        "--long-documents",
+        help="How a sentence-transformers encoder embeds a document longer than its input: windows (all of "
+        "it, as overlapping windows) or truncate (its start only). Default: the model's own (windows for "
+        "o1-minilm); with --encoder, that encoder's own (truncate unless it names an alias).",
+        show_default=False,
+    ),
+]
 
 
 PrecisionOpt = Annotated[

@@ -27,6 +27,7 @@ from o1_rag.cli._common import (
     DbOpt,
     DeviceOpt,
     HostOpt,
+    LongDocumentsOpt,
     MaxNewOpt,
     ModelOpt,
     NumThoughtsOpt,
@@ -97,6 +98,7 @@ class ModelOptions:
     adapter: AdapterOpt = None
     device: DeviceOpt = "auto"
     precision: PrecisionOpt = "auto"
+    long_documents: LongDocumentsOpt = None
 
     def embedder(
         self,
@@ -119,6 +121,7 @@ class ModelOptions:
             precision=self.precision,
             cache=cache,
             think_mode=think_mode,
+            long_documents=self.long_documents,
         )
 
     def eval_settings(self, db: Path | None, thinker: ThinkerOptions | None = None, **fields: Any) -> Any:
@@ -131,6 +134,7 @@ class ModelOptions:
             adapter=self.adapter,
             device=self.device,
             precision=self.precision,
+            long_documents=self.long_documents,
             db=str(db) if db else None,
             **named,
             **fields,

@@ -132,6 +132,7 @@ def index(
                         model.device,
                         embedder.fingerprint,
                         model.precision,
+                        model.long_documents,
                     ),
                     target,
                     data_dir,

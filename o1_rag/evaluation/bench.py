@@ -15,6 +15,7 @@ import torch
 from o1_rag.data import Document, load_corpus, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.encoders import JointEncoder
+from o1_rag.encoders.windows import split_windows, window_size
 from o1_rag.indexing import index_documents
 from o1_rag.pooling import last_token_pool
 from o1_rag.search import search
@@ -58,12 +59,19 @@ def _pcts(samples: list[float]) -> tuple[float, float]:
 def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) -> float:
     """The encoder's model used directly, at the encoder's precision: for the joint LM, tokenize with
     truncation, forward the decoder and pool the last token; for a sentence-transformers encoder, its own
-    ``encode``."""
+    ``encode`` (over every window of each text when it embeds long documents as windows: the same work)."""
     enc = emb.encoder
     if not isinstance(enc, JointEncoder):
+        if getattr(enc, "long_documents", "truncate") == "windows":
+            size = window_size(enc.model.tokenizer, enc.model.max_seq_length)
+            windows = [w for text in texts for w in split_windows(text, enc.model.tokenizer, size)]
+        else:
+            windows = texts
         start = time.perf_counter()
         with enc.autocast():
-            enc.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+            enc.model.encode(
+                windows, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
         return len(texts) / (time.perf_counter() - start)
     tok = enc.tokenizer
     side, tok.padding_side = tok.padding_side, "right"

@@ -49,6 +49,7 @@ class EvalSettings:
     generator: str | None = None
     device: str = "auto"
     precision: str = "auto"  # how encoders compute (o1_rag.causal_lm.pick_precision)
+    long_documents: str | None = None  # None: the model's own (o1_rag.encoders.windows)
     num_thoughts: int | None = None
     max_new_tokens: int | None = None
     seed: int | None = 0
@@ -104,6 +105,7 @@ class ModelPool:
                 device=s.device,
                 precision=s.precision,
                 think_mode=think_mode,
+                long_documents=s.long_documents,
             )
         return self._embedders[key]
 
