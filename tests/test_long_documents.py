@@ -194,3 +194,33 @@ def test_a_windowed_index_refuses_a_truncating_embedder(encoders: Any, tmp_path:
     assert {h.id for h in hits.hits} == {"long", "short"}
     with pytest.raises(FingerprintMismatchError):
         search(O1Embedder(truncate), collection, ["aspirin"], k=2, think="never")
+
+
+def test_the_long_documents_script_compares_the_forms(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+    import runpy
+    import sys
+
+    folder = tmp_path / "longset"
+    folder.mkdir()
+    with open(folder / "corpus.jsonl", "w") as handle:
+        for i in range(6):
+            words = 100 if i % 2 else 5  # half the documents run past the tiny encoder's 62 tokens
+            handle.write(json.dumps({"_id": f"d{i}", "title": "", "text": _text(words, offset=i)}) + "\n")
+    with open(folder / "queries.jsonl", "w") as handle:
+        for i in range(3):
+            handle.write(json.dumps({"_id": f"q{i}", "text": WORDS[i]}) + "\n")
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td1\t1\nq1\td2\t1\nq2\td3\t1\n")
+    script = Path(__file__).resolve().parents[1] / "evals" / "long_documents.py"
+    monkeypatch.setattr(sys, "argv", [str(script), str(folder), "--encoder", str(tiny_encoder_dir)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| longset")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[0] == "longset (3 queries)" and cells[1] == "50%"
+    assert float(cells[3]) > 1  # the long documents have several windows
+    assert len(cells) == 8 and all(" / " in c for c in cells[4:]) and "(p = " in cells[5]

@@ -40,6 +40,7 @@ def bench(
             max_new_tokens,
             model.device,
             precision=model.precision,
+            long_documents=model.long_documents,
         )
         table = Table(title=clean(title), title_justify="left")
         for column in ("measure", "o1-rag", "baseline", "ratio", "target"):

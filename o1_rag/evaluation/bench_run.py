@@ -52,8 +52,9 @@ def run_bench(
     device: str = "auto",
     think_queries: int = 16,
     precision: str = "auto",
+    long_documents: str | None = None,
 ) -> tuple[str, list[Row]]:
-    """Run the named suites; return a title and the rows."""
+    """Run the named suites; return a title and the rows (``long_documents``: the model's own when None)."""
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         hint = (
@@ -80,7 +81,12 @@ def run_bench(
         what = " and ".join(measured)
         return f"o1rag bench: {what}, {len(docs)} docs, {where}, {torch.get_num_threads()} threads", rows
     emb = O1Embedder.from_pretrained(
-        model, adapter, device=device, precision=precision, cache=workdir / "thoughts.sqlite"
+        model,
+        adapter,
+        device=device,
+        precision=precision,
+        cache=workdir / "thoughts.sqlite",
+        long_documents=long_documents,
     )
     given = BenchInput(docs, queries, workdir, max_new_tokens)
     if "core" in suites:
@@ -95,7 +101,7 @@ def run_bench(
     if "agree" in suites:
         rows += bench_agree(emb, queries, think_queries)
     if "ray" in suites:
-        rows += bench_ray(emb, docs, workdir, model, adapter, device, precision)
+        rows += bench_ray(emb, docs, workdir, model, adapter, device, precision, long_documents)
     device_name = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available() and device != "cpu"

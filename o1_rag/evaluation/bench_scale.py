@@ -141,6 +141,7 @@ def bench_ray(
     adapter: str | None,
     device: str,
     precision: str = "auto",
+    long_documents: str | None = None,
 ) -> list[Row]:
     """The ray suite (see the module docstring)."""
     import json
@@ -160,7 +161,7 @@ def bench_ray(
     emb.embed_documents([d.full_text() for d in docs[: emb.batch_size]])  # warm-up
     single = index_documents(emb, fresh("single"), docs, batch_size=32).docs_per_second
     connect("local")
-    spec = EncoderSpec(model, adapter, None, device, emb.fingerprint, precision)
+    spec = EncoderSpec(model, adapter, None, device, emb.fingerprint, precision, long_documents)
     rows = [Row("index docs/s, one process (embed + upsert)", f"{single:.2f}", "", "")]
     for actors in (1, 2):
         report = index_on_ray(spec, fresh(f"ray{actors}"), folder, actors=actors, batch_size=32)
