@@ -233,7 +233,7 @@ class O1Collection:
             raise FingerprintMismatchError(
                 f"collection '{self.name}' was indexed by embedder {stored or 'unknown'} "
                 f"({built_by}) but the current embedder is {fingerprint}; use the same "
-                "--model/--adapter/--encoder, or index into a new collection"
+                "--model/--adapter/--encoder/--long-documents, or index into a new collection"
             )
 
     def count(self) -> int:
