@@ -218,18 +218,22 @@ class SentenceTransformerEncoder(Encoder):
                     progress(len(chunk))
         return normalise_rows(out) if cast else out  # rows pooled in bfloat16: unit norm again
 
+    def document_windows(self, text: str) -> list[str]:
+        """The texts embedded for one document: itself, and with ``windows`` its later windows too."""
+        if self.long_documents == "truncate":
+            return [text]
+        tokenizer = self.model.tokenizer
+        return split_windows(text, tokenizer, window_size(tokenizer, self.model.max_seq_length))
+
     def embed_documents(
         self, texts: list[str], batch_size: int | None = None, progress: Progress | None = None
     ) -> np.ndarray:
         if self.long_documents == "truncate":
             return self._encode(texts, batch_size, progress)
-        size = window_size(self.model.tokenizer, self.model.max_seq_length)
         step = batch_size or self.batch_size
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), step):  # a batch of documents at a time, for progress
-            windows = [
-                split_windows(text, self.model.tokenizer, size) for text in texts[start : start + step]
-            ]
+            windows = [self.document_windows(text) for text in texts[start : start + step]]
             vectors = self._encode([w for row in windows for w in row], batch_size)
             out[start : start + len(windows)] = combine_windows(vectors, [len(row) for row in windows])
             if progress is not None:

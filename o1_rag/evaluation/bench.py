@@ -15,7 +15,6 @@ import torch
 from o1_rag.data import Document, load_corpus, load_queries
 from o1_rag.embedder import O1Embedder, ThinkParams
 from o1_rag.encoders import JointEncoder
-from o1_rag.encoders.windows import split_windows, window_size
 from o1_rag.indexing import index_documents
 from o1_rag.pooling import last_token_pool
 from o1_rag.search import search
@@ -62,11 +61,7 @@ def bare_forward_docs_per_s(emb: O1Embedder, texts: list[str], batch_size: int) 
     ``encode`` (over every window of each text when it embeds long documents as windows: the same work)."""
     enc = emb.encoder
     if not isinstance(enc, JointEncoder):
-        if getattr(enc, "long_documents", "truncate") == "windows":
-            size = window_size(enc.model.tokenizer, enc.model.max_seq_length)
-            windows = [w for text in texts for w in split_windows(text, enc.model.tokenizer, size)]
-        else:
-            windows = texts
+        windows = [w for text in texts for w in enc.document_windows(text)]
         start = time.perf_counter()
         with enc.autocast():
             enc.model.encode(
