@@ -224,3 +224,19 @@ def test_the_long_documents_script_compares_the_forms(
     assert cells[0] == "longset (3 queries)" and cells[1] == "50%"
     assert float(cells[3]) > 1  # the long documents have several windows
     assert len(cells) == 8 and all(" / " in c for c in cells[4:]) and "(p = " in cells[5]
+
+
+def test_the_integrations_settings_carry_the_mode(tiny_encoder_dir: Path, tiny_model_dir: Path) -> None:
+    from pydantic import ValidationError
+
+    from o1_rag.settings import O1Settings
+
+    settings = O1Settings(encoder=str(tiny_encoder_dir), device="cpu", long_documents="windows")
+    emb = settings.load_embedder(str(tiny_model_dir), thinker=False, cache=False)
+    assert emb.encoder.long_documents == "windows"
+    plain = O1Settings(encoder=str(tiny_encoder_dir), device="cpu").load_embedder(
+        str(tiny_model_dir), thinker=False, cache=False
+    )
+    assert plain.encoder.long_documents == "truncate" and plain.fingerprint != emb.fingerprint
+    with pytest.raises(ValidationError, match="long_documents"):
+        O1Settings(long_documents="halves")
