@@ -70,12 +70,12 @@ def split_windows(text: str, tokenizer: Any, size: int, overlap: float = WINDOW_
         if start >= n:
             break
         end = min(start + size, n)
-        while end < n and end > start + 1 and inside_word(end):
+        while end > start + 1 and inside_word(end):  # end on a word boundary
             end -= 1
         windows.append(text[offsets[start][0] : offsets[end - 1][1]])
         if end == n:
             break
-        start = max(start + step, start + 1)
+        start += step
     return windows
 
 
