@@ -22,7 +22,14 @@ from o1_rag.encoders import Encoder, JointEncoder, SentenceTransformerEncoder
 from o1_rag.encoders.windows import check_long_documents
 from o1_rag.gate import GATE_FILE, ThinkGate
 from o1_rag.models import ADAPTERS_DIR, COMPOSED_MODELS, DEFAULT_MODEL, JOINT_MODEL
-from o1_rag.thinkers import DEFAULT_MAX_NEW_TOKENS, DEFAULT_NUM_THOUGHTS, LMThinker, Thinker, check_penalty
+from o1_rag.thinkers import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_NUM_THOUGHTS,
+    DEFAULT_TEMPERATURE,
+    LMThinker,
+    Thinker,
+    check_penalty,
+)
 from o1_rag.thinkers.lazy import LazyThinker
 
 if TYPE_CHECKING:
@@ -44,7 +51,7 @@ def open_cache(cache: ThoughtCache | str | Path | bool | None) -> ThoughtCache |
         except (OSError, sqlite3.Error) as exc:
             logger.warning("thought cache unavailable (%s); thinking without a cache", exc)
             return None
-    return cache or None
+    return cache if isinstance(cache, ThoughtCache) else None  # not ``cache or None``: an empty one is falsy
 
 
 def with_defaults(
@@ -66,6 +73,7 @@ def with_defaults(
         query_weight=(config.query_weight or 0.0) if query_weight is None else query_weight,
         num_thoughts=config.num_thoughts or DEFAULT_NUM_THOUGHTS,
         max_new_tokens=config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+        temperature=DEFAULT_TEMPERATURE if config.temperature is None else config.temperature,
         name=name,
         gate=gate,
     )

@@ -37,3 +37,12 @@ def test_several_processes_write_safely(tmp_path: Path) -> None:
     cache = ThoughtCache(path)
     assert len(cache) == 160
     assert cache.get_many("fp", PARAMS, ["w3-q39"]) == {"w3-q39": ["t39"]}
+
+
+def test_an_empty_cache_given_to_a_loader_is_used(tmp_path: Path) -> None:
+    """An empty ``ThoughtCache`` has length 0; the loader keeps it rather than treating it as "no cache"."""
+    from o1_rag.loading import open_cache
+
+    empty = ThoughtCache(tmp_path / "t.sqlite")
+    assert len(empty) == 0 and open_cache(empty) is empty
+    assert open_cache(False) is None and open_cache(None) is None
