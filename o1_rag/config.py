@@ -37,6 +37,7 @@ class O1Config:
         query_weight: default share of the query-only vector in the query vector, in [0, 1].
         repetition_penalty: default repetition penalty of thoughts (> 0; 1 = none).
         num_thoughts / max_new_tokens: default thinking budget.
+        temperature: default sampling temperature of thoughts (>= 0; unset: 0.1).
         base_model: the base the adapter was trained on.
         recipe: the training recipe, as recorded (free-form).
     """
@@ -51,6 +52,7 @@ class O1Config:
     repetition_penalty: float = 1.0
     num_thoughts: int | None = None
     max_new_tokens: int | None = None
+    temperature: float | None = None
     base_model: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +70,9 @@ class O1Config:
             isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0
         ):
             raise ConfigError(f"query_weight must be a number in [0, 1], got {weight!r}")
+        temp = self.temperature
+        if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or temp < 0):
+            raise ConfigError(f"temperature must be a number >= 0, got {temp!r}")
         penalty = self.repetition_penalty
         if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0:
             raise ConfigError(f"repetition_penalty must be a number > 0, got {penalty!r}")

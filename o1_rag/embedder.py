@@ -38,6 +38,7 @@ from o1_rag.models import DEFAULT_MODEL
 from o1_rag.thinkers import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_THOUGHTS,
+    DEFAULT_TEMPERATURE,
     LazyThinker,
     Thinker,
     ThinkParams,
@@ -73,7 +74,8 @@ class O1Embedder:
         thinker: writes thoughts (None: this embedder cannot think; ``think=False`` still works).
         cache: a ``ThoughtCache`` or None.
         query_weight: weight of ``v_q`` mixed into the thought average (0 = pure thought average).
-        num_thoughts / max_new_tokens: the default thinking budget (calls may override it).
+        num_thoughts / max_new_tokens / temperature: the default thinking budget and sampling temperature
+            (calls may override them).
         name: display name.
         gate: the ``ThinkGate`` that decides ``think="auto"`` per query (None: auto always thinks).
     """
@@ -87,6 +89,7 @@ class O1Embedder:
         query_weight: float = 0.0,
         num_thoughts: int = DEFAULT_NUM_THOUGHTS,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = DEFAULT_TEMPERATURE,
         name: str | None = None,
         gate: ThinkGate | None = None,
     ) -> None:
@@ -95,7 +98,7 @@ class O1Embedder:
         self.gate = gate
         self.cache = cache
         self.query_weight = check_weight(query_weight)
-        self.defaults = ThinkParams(num_thoughts, max_new_tokens)
+        self.defaults = ThinkParams(num_thoughts, max_new_tokens, temperature)
         self.name = name or encoder.describe()
         self._lock = threading.RLock()
         self.progress: Callable[[int, int], None] | None = None  # told (done, total) while thinking
@@ -219,6 +222,7 @@ class O1Embedder:
             params,
             num_thoughts=params.num_thoughts or self.defaults.num_thoughts,
             max_new_tokens=params.max_new_tokens or self.defaults.max_new_tokens,
+            temperature=self.defaults.temperature if params.temperature is None else params.temperature,
         )
         return self.thinker.resolve(filled) if self.thinker is not None else filled
 
@@ -246,7 +250,7 @@ class O1Embedder:
         queries: Sequence[str],
         num_thoughts: int | None = None,
         max_new_tokens: int | None = None,
-        temperature: float = 0.1,
+        temperature: float | None = None,
         top_p: float = 0.9,
         seed: int | None = None,
         batch_size: int | None = None,
@@ -349,7 +353,7 @@ class O1Embedder:
         key = {**self.thought_cache_params(params), "thinker": self._require_thinker().cache_id}
         if weight:
             key["query_weight"] = weight
-        vectors = cache.get_vectors(self.fingerprint, key, unique, self.dim) if cache else {}
+        vectors = cache.get_vectors(self.fingerprint, key, unique, self.dim) if cache is not None else {}
         missing = [q for q in unique if q not in vectors]
         if missing:
             by_query = dict(zip(queries, thoughts, strict=True))

@@ -58,7 +58,9 @@ class ThinkSettings(BaseModel):
     max_new_tokens: int | None = Field(
         default=None, gt=0, description="Tokens per thought at most [model's, else 64]."
     )
-    temperature: float = Field(default=0.1, ge=0, description="Sampling temperature (0 = greedy).")
+    temperature: float | None = Field(
+        default=None, ge=0, description="Sampling temperature, 0 = greedy [model's, else 0.1]."
+    )
     top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(default=None, description="Make sampling reproducible.")
     repetition_penalty: float | None = Field(default=None, gt=0, description="1 = none [model's].")

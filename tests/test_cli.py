@@ -507,7 +507,8 @@ def test_option_groups_spread_into_flags_and_gather_back() -> None:
     text, model, params, store, verbose = seen
     assert (text, verbose) == ("q", False)
     assert model == ModelOptions(model="m", adapter=None, device="cpu")
-    assert (params.num_thoughts, params.agree, params.temperature, params.seed) == (4, 0.9, 0.1, None)
+    # left unset, the temperature is the model's (resolved by the embedder), not a fixed 0.1
+    assert (params.num_thoughts, params.agree, params.temperature, params.seed) == (4, 0.9, None, None)
     assert store == StoreOptions(db=None, chroma_host=None, chroma_port=9) and store.lexical_db() is None
     help_text = CliRunner().invoke(probe_app, ["probe", "--help"], env={"COLUMNS": "200"}).output
     for flag in ("--adapter", "--top-p", "--repetition-penalty", "--db", "--chroma-host", "--verbose"):

@@ -169,6 +169,37 @@ def test_composed_embedder_mixes_thoughts_and_query(tiny_encoder_dir: Path, tiny
     assert isinstance(t1, str) and both.embed_queries(["q"]).shape == (1, enc.dim)
 
 
+def test_a_models_own_temperature_is_its_default(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    """The sampling temperature left unset comes from the model's ``o1_config.json`` (else 0.1); a call's
+    own temperature wins, and it keys the thought cache as the thinker used it."""
+    from o1_rag.models import COMPOSED_MODELS
+    from o1_rag.thinkers import DEFAULT_TEMPERATURE
+
+    seen: list[float | None] = []
+
+    def write(prompts: list[str], params: ThinkParams) -> list[str]:
+        seen.append(params.temperature)
+        return [f"thought at {params.temperature}" for _ in prompts]
+
+    shipped = COMPOSED_MODELS["o1-minilm"].config().temperature
+    assert shipped is not None and shipped != DEFAULT_TEMPERATURE  # o1-minilm samples at its own
+    cache = ThoughtCache(tmp_path / "thoughts.sqlite")
+    thinker = CallableThinker(write, "w")
+    emb = O1Embedder.from_pretrained(
+        "o1-minilm", thinker=thinker, encoder=str(tiny_encoder_dir), device="cpu", cache=cache
+    )
+    assert emb.resolve(None).temperature == shipped
+    assert emb.think(["q"], num_thoughts=1) == [[f"thought at {shipped}"]]
+    assert emb.think(["q"], num_thoughts=1, temperature=0.3) == [["thought at 0.3"]]
+    assert emb.think(["q"], num_thoughts=1) == [[f"thought at {shipped}"]] and seen == [shipped, 0.3]
+    assert emb.thought_cache_params(ThinkParams(num_thoughts=1))["temperature"] == shipped
+    # a thinker alone, and an embedder built without a config, sample at the library's default
+    assert CallableThinker(write, "w").think(["q"], ThinkParams(num_thoughts=1)) == [["thought at 0.1"]]
+    assert O1Embedder(emb.encoder, thinker).resolve(None).temperature == DEFAULT_TEMPERATURE
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        ThinkParams(temperature=-1.0)
+
+
 def test_one_index_serves_every_thinker_not_every_encoder(
     tiny_encoder_dir: Path, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
@@ -225,6 +256,8 @@ def test_o1_config_is_validated(tmp_path: Path) -> None:
         ({"max_query_tokens": [1]}, "max_query_tokens must be an integer >= 1"),
         ({"query_weight": "0.5"}, "query_weight must be a number in"),
         ({"think_mode": "loud"}, "think_mode must be one of"),
+        ({"temperature": -0.5}, "temperature must be a number >= 0"),
+        ({"temperature": "hot"}, "temperature must be a number >= 0"),
         ({"max_doc_tokens": 5}, "unknown key"),
         ([1, 2], "expected a JSON object"),
     ):

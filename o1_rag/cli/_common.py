@@ -169,7 +169,12 @@ NoLexicalOpt = Annotated[
 ]
 
 
-TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
+TempOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--temperature", min=0.0, help="Sampling temperature, 0 = greedy [default: the model's, else 0.1]."
+    ),
+]
 
 
 TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]

@@ -165,7 +165,7 @@ class SamplingOptions:
 
     num_thoughts: NumThoughtsOpt = None
     max_new_tokens: MaxNewOpt = None
-    temperature: TempOpt = 0.1
+    temperature: TempOpt = None
     top_p: TopPOpt = 0.9
     seed: SeedOpt = None
     repetition_penalty: RepPenOpt = None

@@ -148,7 +148,7 @@ def bench_core(emb: O1Embedder, given: BenchInput) -> list[Row]:
     )
     rows.append(precision_row(emb, texts))
 
-    params = ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0)
+    params = emb.resolve(ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0))
     batched = timed(
         lambda: emb.think(
             queries[:32],
@@ -173,8 +173,8 @@ def bench_core(emb: O1Embedder, given: BenchInput) -> list[Row]:
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
                         do_sample=True,
-                        temperature=0.1,
-                        top_p=0.9,
+                        temperature=params.temperature,
+                        top_p=params.top_p,
                         max_new_tokens=max_new_tokens,
                         pad_token_id=thinker.pad_id,
                         eos_token_id=[thinker.tokenizer.eos_token_id],

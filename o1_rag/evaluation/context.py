@@ -52,6 +52,7 @@ class EvalSettings:
     long_documents: str | None = None  # None: the model's own (o1_rag.encoders.windows)
     num_thoughts: int | None = None
     max_new_tokens: int | None = None
+    temperature: float | None = None  # None: the model's
     seed: int | None = 0
     repetition_penalty: float | None = None
     agree: float | None = None  # early stop once two thoughts agree (cosine)
@@ -66,6 +67,7 @@ class EvalSettings:
         return ThinkParams(
             num_thoughts or self.num_thoughts,
             self.max_new_tokens,
+            self.temperature,
             seed=self.seed,
             repetition_penalty=self.repetition_penalty,
             agree=self.agree,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from o1_rag.thinkers.base import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_THOUGHTS,
+    DEFAULT_TEMPERATURE,
     CallableThinker,
     Thinker,
     ThinkerError,
@@ -37,6 +38,7 @@ from o1_rag.thinkers.local import LMThinker
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "DEFAULT_NUM_THOUGHTS",
+    "DEFAULT_TEMPERATURE",
     "CallableThinker",
     "EndpointThinker",
     "LMThinker",

@@ -15,6 +15,8 @@ from o1_rag.prompts import INSTRUCTION_DIGEST, THINK_INSTRUCTION
 #: Thinking budget when neither the call nor the model's config sets it.
 DEFAULT_NUM_THOUGHTS = 3
 DEFAULT_MAX_NEW_TOKENS = 64
+#: Sampling temperature when neither the call nor the model's config sets it (the paper's).
+DEFAULT_TEMPERATURE = 0.1
 
 
 Messages = list[dict[str, str]]
@@ -29,17 +31,17 @@ class ThinkParams:
     """Generation settings of one ``think`` call; they are part of the thought-cache key.
 
     Fields left None take the model's defaults (its ``o1_config.json``), else 3 thoughts of at most 64 new
-    tokens (the paper samples 3 of up to 128 tokens; 64 keeps CPU latency reasonable). Temperature 0.1 and
-    top-p 0.9 follow the paper. ``repetition_penalty`` (the ``generate`` option; 1 = none) defaults to the
-    thinker's own default when None. ``agree`` (a cosine in (0, 1]; None: off) is early stopping, done by
-    an ``O1Embedder`` (it needs the encoder): a query's thoughts are sampled two at first, then one at a
-    time, until two of them embed within that cosine of each other or ``num_thoughts`` are written. A
-    thinker alone ignores it.
+    tokens (the paper samples 3 of up to 128 tokens; 64 keeps CPU latency reasonable) at temperature 0.1
+    (the paper's; a model may set its own: ``o1-minilm`` samples at 1.0). Top-p 0.9 follows the paper.
+    ``repetition_penalty`` (the ``generate`` option; 1 = none) defaults to the thinker's own default when
+    None. ``agree`` (a cosine in (0, 1]; None: off) is early stopping, done by an ``O1Embedder`` (it needs
+    the encoder): a query's thoughts are sampled two at first, then one at a time, until two of them embed
+    within that cosine of each other or ``num_thoughts`` are written. A thinker alone ignores it.
     """
 
     num_thoughts: int | None = None
     max_new_tokens: int | None = None
-    temperature: float = 0.1
+    temperature: float | None = None
     top_p: float = 0.9
     seed: int | None = None
     repetition_penalty: float | None = None
@@ -55,7 +57,7 @@ class ThinkParams:
             raise ValueError(f"num_thoughts must be >= 1, got {self.num_thoughts}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
+        if self.temperature is not None and self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
@@ -110,6 +112,7 @@ class Thinker(ABC):
             params,
             num_thoughts=params.num_thoughts or DEFAULT_NUM_THOUGHTS,
             max_new_tokens=params.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+            temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
             repetition_penalty=(
                 self.repetition_penalty if params.repetition_penalty is None else params.repetition_penalty
             ),
