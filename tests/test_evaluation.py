@@ -418,3 +418,35 @@ def test_run_files_are_scored_by_rank_over_every_judged_query(tmp_path: Path) ->
     broken = write("broken", [{"query_id": "q1", "hits": [{"id": "d1"}]}])
     with pytest.raises(DataError, match="broken.jsonl:1: not a search record"):
         read_run_file(broken)
+
+
+def test_thought_sampling_script_tables_temperatures_and_weights(
+    tiny_model_dir: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``evals/thought_sampling.py`` writes one row per temperature with a score per query weight, and the
+    thoughts it samples are stored in the thought cache; a slice with no query is a usage error."""
+    import runpy
+    import sys
+
+    from o1_rag.cache import ThoughtCache
+
+    script = Path(__file__).resolve().parents[1] / "evals" / "thought_sampling.py"
+    argv = [str(script), str(tiny_corpus), "--model", str(tiny_model_dir), "--temperatures", "0.1,1.0"]
+    argv += ["--weights", "0,0.5", "--num-thoughts", "2", "--max-new-tokens", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if re.match(r"\| (0\.1|1\.0) \|", line)]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert 1 <= float(cells[1]) <= 2 and len(cells) == 4
+        assert all(re.fullmatch(r"\d\.\d{4} \(p = .+\)", c) for c in cells[2:])
+    stored = len(ThoughtCache())
+    assert stored == 2  # one query, two temperatures
+    monkeypatch.setattr(sys, "argv", [*argv[:4], "--queries", "5:"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 2 and "selects no query" in capsys.readouterr().err
