@@ -169,33 +169,40 @@ def test_composed_embedder_mixes_thoughts_and_query(tiny_encoder_dir: Path, tiny
     assert isinstance(t1, str) and both.embed_queries(["q"]).shape == (1, enc.dim)
 
 
-def test_a_models_own_temperature_is_its_default(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+def test_a_models_own_temperature_is_its_default(
+    tiny_encoder_dir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The sampling temperature left unset comes from the model's ``o1_config.json`` (else 0.1); a call's
     own temperature wins, and it keys the thought cache as the thinker used it."""
-    from o1_rag.models import COMPOSED_MODELS
+    from o1_rag import models
     from o1_rag.thinkers import DEFAULT_TEMPERATURE
 
+    folder = tmp_path / "alias"
+    folder.mkdir()
+    O1Config(query_weight=0.5, num_thoughts=2, temperature=0.7).save(folder)
+    monkeypatch.setitem(
+        models.COMPOSED_MODELS,
+        "tiny-composed",
+        models.ComposedModel(str(tiny_model_dir), str(tiny_encoder_dir), folder=str(folder)),
+    )
     seen: list[float | None] = []
 
     def write(prompts: list[str], params: ThinkParams) -> list[str]:
         seen.append(params.temperature)
         return [f"thought at {params.temperature}" for _ in prompts]
 
-    shipped = COMPOSED_MODELS["o1-minilm"].config().temperature
-    assert shipped is not None and shipped != DEFAULT_TEMPERATURE  # o1-minilm samples at its own
-    cache = ThoughtCache(tmp_path / "thoughts.sqlite")
     thinker = CallableThinker(write, "w")
-    emb = O1Embedder.from_pretrained(
-        "o1-minilm", thinker=thinker, encoder=str(tiny_encoder_dir), device="cpu", cache=cache
-    )
-    assert emb.resolve(None).temperature == shipped
-    assert emb.think(["q"], num_thoughts=1) == [[f"thought at {shipped}"]]
+    cache = ThoughtCache(tmp_path / "thoughts.sqlite")
+    emb = O1Embedder.from_pretrained("tiny-composed", thinker=thinker, device="cpu", cache=cache)
+    assert emb.resolve(None).temperature == 0.7
+    assert emb.think(["q"], num_thoughts=1) == [["thought at 0.7"]]
     assert emb.think(["q"], num_thoughts=1, temperature=0.3) == [["thought at 0.3"]]
-    assert emb.think(["q"], num_thoughts=1) == [[f"thought at {shipped}"]] and seen == [shipped, 0.3]
-    assert emb.thought_cache_params(ThinkParams(num_thoughts=1))["temperature"] == shipped
-    # a thinker alone, and an embedder built without a config, sample at the library's default
+    assert emb.think(["q"], num_thoughts=1) == [["thought at 0.7"]] and seen == [0.7, 0.3]  # cached
+    assert emb.thought_cache_params(ThinkParams(num_thoughts=1))["temperature"] == 0.7
+    # the shipped default, a thinker alone and an embedder built without a config: the library's default
+    assert models.COMPOSED_MODELS["o1-minilm"].config().temperature is None
     assert CallableThinker(write, "w").think(["q"], ThinkParams(num_thoughts=1)) == [["thought at 0.1"]]
-    assert O1Embedder(emb.encoder, thinker).resolve(None).temperature == DEFAULT_TEMPERATURE
+    assert O1Embedder(emb.encoder, thinker).resolve(None).temperature == DEFAULT_TEMPERATURE == 0.1
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         ThinkParams(temperature=-1.0)
 

@@ -32,7 +32,7 @@ class ThinkParams:
 
     Fields left None take the model's defaults (its ``o1_config.json``), else 3 thoughts of at most 64 new
     tokens (the paper samples 3 of up to 128 tokens; 64 keeps CPU latency reasonable) at temperature 0.1
-    (the paper's; a model may set its own: ``o1-minilm`` samples at 1.0). Top-p 0.9 follows the paper.
+    (the paper's; a model may set its own ``temperature`` there). Top-p 0.9 follows the paper.
     ``repetition_penalty`` (the ``generate`` option; 1 = none) defaults to the thinker's own default when
     None. ``agree`` (a cosine in (0, 1]; None: off) is early stopping, done by an ``O1Embedder`` (it needs
     the encoder): a query's thoughts are sampled two at first, then one at a time, until two of them embed
