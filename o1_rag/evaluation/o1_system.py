@@ -35,11 +35,14 @@ class O1System:
         self.context = EvalContext.of(context)
         self.thoughts: dict[str, list[str]] = {}
         self.decisions: dict[str, Any] = {}  # query id -> GateDecision (auto)
+        self.sampling = ""  # the thinking settings used, resolved against the model's defaults
 
     @property
     def note(self) -> str:
-        """How often ``o1-auto`` thought; with early stopping, how many thoughts were written."""
-        parts = []
+        """The thinking settings used (the model's defaults filled in, so a report says what its command
+        line leaves to the model); how often ``o1-auto`` thought; with early stopping, how many thoughts
+        were written."""
+        parts = [self.sampling] if self.sampling else []
         if self.think == "auto" and self.decisions:
             thought = sum(d.think for d in self.decisions.values())
             parts.append(f"thought on {thought} of {len(self.decisions)} queries")
@@ -104,6 +107,8 @@ class O1System:
             def run(vectors: np.ndarray, depth: int) -> DenseRun:
                 return DenseRun(qids, vectors, search(vectors, depth), search, collection.vectors)
 
+        if self.think:
+            self.sampling = self._sampling(embedder)
         if self.think == "auto":
             return self._auto(embedder, texts, qids, run, k)
         if self.think:
@@ -114,6 +119,14 @@ class O1System:
         else:
             vectors = embedder.embed_queries(texts, think=False)
         return run(vectors, k)
+
+    def _sampling(self, embedder: Any) -> str:
+        params = embedder.resolve(self.context.settings.think_params())
+        weight = embedder.query_weight if self.query_weight is None else self.query_weight
+        return (
+            f"{params.num_thoughts} thoughts of at most {params.max_new_tokens} tokens at temperature "
+            f"{params.temperature:g} (top-p {params.top_p:g}, seed {params.seed}), query weight {weight:g}"
+        )
 
     def _auto(
         self, embedder: Any, texts: list[str], qids: list[str], run: Callable[..., DenseRun], k: int
