@@ -27,11 +27,11 @@ from o1_rag.encoders import SentenceTransformerEncoder, normalise_rows
 from o1_rag.encoders.windows import combine_windows, split_windows, window_size
 from o1_rag.evaluation.data import load_collection
 from o1_rag.evaluation.metrics import score_runs
+from o1_rag.retrievers import top_k
 
 
 def ranking(scores: np.ndarray, qids: list[str], ids: list[str], depth: int = 100) -> dict:
-    top = np.argsort(-scores, axis=1)[:, :depth]
-    return {q: {ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+    return {q: top_k(scores[i], ids, depth) for i, q in enumerate(qids)}
 
 
 def main() -> int:

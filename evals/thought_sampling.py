@@ -24,12 +24,10 @@ import numpy as np
 from o1_rag import O1Embedder
 from o1_rag.evaluation.data import load_collection
 from o1_rag.evaluation.metrics import score_runs
+from o1_rag.retrievers import exact_search
 from o1_rag.thinkers import ThinkParams
 
-
-def ranking(scores: np.ndarray, qids: list[str], ids: list[str], depth: int = 100) -> dict:
-    top = np.argsort(-scores, axis=1)[:, :depth]
-    return {q: {ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+DEPTH = 100  # hits kept per query (Recall@100's depth)
 
 
 def floats(text: str) -> list[float]:
@@ -57,7 +55,7 @@ def main() -> int:
     print(f"model {emb.describe()}: {len(qids)} queries of {args.collection.name}", file=sys.stderr)
     docs = emb.embed_documents([d.full_text() for d in corpus])
     ids = [d.id for d in corpus]
-    runs = {"no thought": ranking(emb.embed_queries(texts, think=False) @ docs.T, qids, ids)}
+    runs = {"no thought": exact_search(emb.embed_queries(texts, think=False), docs, ids, qids, DEPTH)}
     distinct = {}
     for temperature in args.temperatures:
         params = ThinkParams(args.num_thoughts, args.max_new_tokens, temperature, seed=args.seed)
@@ -65,7 +63,7 @@ def main() -> int:
         distinct[temperature] = np.mean([len(set(t)) for t in thoughts])
         for w in args.weights:
             vectors = emb.embed_with_thoughts(texts, thoughts, query_weight=w)
-            runs[f"{temperature}/{w}"] = ranking(vectors @ docs.T, qids, ids)
+            runs[f"{temperature}/{w}"] = exact_search(vectors, docs, ids, qids, DEPTH)
     judged = {q: qrels[q] for q in qids}
     scores, _, p_values, _ = score_runs(judged, runs, "no thought")
     print(f"no thought: nDCG@10 {scores['no thought']['ndcg@10']:.4f}")

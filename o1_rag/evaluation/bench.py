@@ -149,16 +149,7 @@ def bench_core(emb: O1Embedder, given: BenchInput) -> list[Row]:
     rows.append(precision_row(emb, texts))
 
     params = emb.resolve(ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0))
-    batched = timed(
-        lambda: emb.think(
-            queries[:32],
-            num_thoughts=3,
-            max_new_tokens=max_new_tokens,
-            seed=0,
-            batch_size=32,
-            use_cache=False,
-        )
-    )
+    batched = timed(lambda: emb.think(queries[:32], params=params, batch_size=32, use_cache=False))
 
     thinker = emb.thinker
     thinker_device = next(thinker.model.parameters()).device
