@@ -122,6 +122,25 @@ def test_search_mmr_and_min_score(indexed: dict[str, str]) -> None:
     _usage_error(_invoke("search", "aspirin study", *common, "--min-score", "2"), "--min-score")
 
 
+def test_search_interactive_loads_once_and_answers_each_line(indexed: dict[str, str]) -> None:
+    """``-i``: each non-empty line of standard input is one search, printed as the same JSON a one-query
+    ``--json`` search gives; the end of input ends the command cleanly."""
+    common = ["-c", "tiny", "--db", indexed["db"], "--model", indexed["model"], "--no-think", "-k", "3"]
+    result = runner.invoke(
+        app, ["search", "-i", "--json", *common], input="aspirin study\n\n   \ncoffee and sleep\n"
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"] for line in lines] == ["aspirin study", "coffee and sleep"]
+    for line in lines:
+        alone = json.loads(_invoke("search", line["query"], "--json", *common).output)
+        assert [h["id"] for h in line["hits"]] == [h["id"] for h in alone["hits"]]
+    tables = runner.invoke(app, ["search", "-i", *common], input="aspirin study\ninsulin\n")
+    assert tables.exit_code == 0 and tables.stdout.count("tiny: ") == 2, tables.output
+    assert "query>" not in tables.output  # no prompt when standard input is not a terminal
+    _one_line_error(_invoke("search", "aspirin", "-i", *common), "--interactive (one of them)")
+
+
 def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Path, tiny_corpus: Path) -> None:
     """``--queries``: each record is what one ``--json`` search gives; a run killed mid-write resumes with
     the missing queries only."""
@@ -172,9 +191,9 @@ def test_search_a_file_of_queries_resumes(indexed: dict[str, str], tmp_path: Pat
     # user mistakes: one line each
     _one_line_error(_invoke("search", "--queries", tmp_path / "q.txt", *common), "--queries needs --output")
     _one_line_error(
-        _invoke("search", "x", "--queries", tmp_path / "q.txt", "-o", out, *common), "one of the two"
+        _invoke("search", "x", "--queries", tmp_path / "q.txt", "-o", out, *common), "(one of them)"
     )
-    _one_line_error(_invoke("search", *common), "one of the two")
+    _one_line_error(_invoke("search", *common), "(one of them)")
     _one_line_error(_invoke("search", "x", "--db", indexed["db"]), "--collection NAME")
     _one_line_error(_invoke("search", "x", "-o", out, *common), "go with --queries")
     _one_line_error(_invoke("search", "--queries", tmp_path / "no.txt", "-o", out, *common), "file not found")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from o1_rag.cli._common import (
     ThinkModeOpt,
     VerboseOpt,
     clean,
+    err,
     out,
     progress_bars,
     run_command,
@@ -30,7 +32,7 @@ from o1_rag.selection import FETCH_K
 
 @with_groups
 def search(
-    text: Annotated[str | None, typer.Argument(help="The query (or --queries FILE).")] = None,
+    text: Annotated[str | None, typer.Argument(help="The query (or --queries FILE, or -i).")] = None,
     collection: Annotated[
         str, typer.Option("--collection", "-c", help="Collection to search (required).")
     ] = "",
@@ -45,6 +47,15 @@ def search(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="With --queries: the JSON-lines file to append to.")
     ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            "-i",
+            help="Search each line typed (or piped) on standard input, with the models loaded once; "
+            "Ctrl-D ends.",
+        ),
+    ] = False,
     ids_only: Annotated[
         bool, typer.Option("--ids-only", help="With --queries: leave the documents' titles and texts out.")
     ] = False,
@@ -99,7 +110,10 @@ def search(
     ] = None,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object (one line; with -i, one per query) instead of a table."
+        ),
     ] = False,
     sampling: SamplingOptions = SamplingOptions(),
     query_weight: Annotated[
@@ -131,8 +145,10 @@ def search(
 
         if not collection:
             raise ValueError("give the collection to search: --collection NAME")
-        if (text is None) == (queries_file is None):
-            raise ValueError("give the query as TEXT or a file of queries with --queries (one of the two)")
+        if [text is not None, queries_file is not None, interactive].count(True) != 1:
+            raise ValueError(
+                "give the query as TEXT, a file of queries with --queries, or --interactive (one of them)"
+            )
         if queries_file is None and (output is not None or ids_only):
             raise ValueError("--output and --ids-only go with --queries")
         if queries_file is not None and output is None:
@@ -177,55 +193,90 @@ def search(
         if batch is not None and output is not None:
             _search_file(embedder, target, batch, output, texts=not ids_only, **how)
             return
-        [result] = pipeline.search(embedder, target, [text or ""], **how)
-        if as_json:
-            found = result.to_dict()
-            payload = {
-                "query": found["query"],
-                "collection": collection,
-                "fingerprint": embedder.fingerprint,
-                "thoughts": found["thoughts"],
-                "thinking": found["thinking"],
-                "hybrid": hybrid,
-                "feedback": feedback if hybrid else 0,
-                "where": metadata_filter,
-                "mmr": mmr,
-                "fetch_k": fetch_k if mmr is not None else None,
-                "min_score": min_score,
-                "hits": found["hits"],
-            }
-            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+        def show(query: str, result: Any) -> None:
+            """One query's result: a JSON object (one line) or the thoughts and a table."""
+            if as_json:
+                found = result.to_dict()
+                payload = {
+                    "query": found["query"],
+                    "collection": collection,
+                    "fingerprint": embedder.fingerprint,
+                    "thoughts": found["thoughts"],
+                    "thinking": found["thinking"],
+                    "hybrid": hybrid,
+                    "feedback": feedback if hybrid else 0,
+                    "where": metadata_filter,
+                    "mmr": mmr,
+                    "fetch_k": fetch_k if mmr is not None else None,
+                    "min_score": min_score,
+                    "hits": found["hits"],
+                }
+                sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                return
+            if show_thoughts:
+                if result.decision is not None:
+                    out.print(styled("thinking:", "bold cyan", result.decision.describe()))
+                for i, thought in enumerate(result.thoughts, start=1):
+                    out.print(styled(f"thought {i}:", "bold cyan", thought))
+            out.print(_hits_table(f"{collection}: {query}", result.hits, hybrid, mmr, fetch_k))
+
+        if not interactive:
+            [result] = pipeline.search(embedder, target, [text or ""], **how)
+            show(text or "", result)
             return
-        if show_thoughts:
-            if result.decision is not None:
-                out.print(styled("thinking:", "bold cyan", result.decision.describe()))
-            for i, thought in enumerate(result.thoughts, start=1):
-                out.print(styled(f"thought {i}:", "bold cyan", thought))
-        order = f" (chosen by MMR, lambda {mmr:g}, from the best {fetch_k})" if mmr is not None else ""
-        table = Table(title=clean(f"{collection}: {text}{order}"), title_justify="left")
-        table.add_column("#", justify="right")
-        table.add_column("fused" if hybrid else "cosine", justify="right")
-        if hybrid:
-            table.add_column("cosine", justify="right")
-            table.add_column("bm25", justify="right")
-        table.add_column("id")
-        table.add_column("document", overflow="fold")
-        for rank, hit in enumerate(result.hits, start=1):
-            snippet = " ".join(hit.text.split())
-            sides = [
-                "-" if value is None else f"{value:.{digits}f}"
-                for value, digits in ((hit.dense_score, 4), (hit.lexical_score, 2))
-            ]
-            table.add_row(
-                str(rank),
-                f"{hit.score:.4f}",
-                *(sides if hybrid else []),
-                clean(hit.id),
-                clean(snippet[:160] + ("…" if len(snippet) > 160 else "")),
-            )
-        out.print(table)
+        for query in _typed_queries():
+            [result] = pipeline.search(embedder, target, [query], **how)
+            show(query, result)
 
     run_command(verbose, body)
+
+
+def _hits_table(title: str, hits: list[Any], hybrid: bool, mmr: float | None, fetch_k: int) -> Table:
+    """The hits of one search as a table: rank, scores (fused, cosine and BM25 when hybrid), id, snippet."""
+    order = f" (chosen by MMR, lambda {mmr:g}, from the best {fetch_k})" if mmr is not None else ""
+    table = Table(title=clean(title + order), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("fused" if hybrid else "cosine", justify="right")
+    if hybrid:
+        table.add_column("cosine", justify="right")
+        table.add_column("bm25", justify="right")
+    table.add_column("id")
+    table.add_column("document", overflow="fold")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())
+        sides = [
+            "-" if value is None else f"{value:.{digits}f}"
+            for value, digits in ((hit.dense_score, 4), (hit.lexical_score, 2))
+        ]
+        table.add_row(
+            str(rank),
+            f"{hit.score:.4f}",
+            *(sides if hybrid else []),
+            clean(hit.id),
+            clean(snippet[:160] + ("…" if len(snippet) > 160 else "")),
+        )
+    return table
+
+
+def _typed_queries() -> Iterator[str]:
+    """The non-empty lines of standard input, stripped, until its end (Ctrl-D) or Ctrl-C; at a terminal each
+    is prompted for on standard error, so that standard output holds the results only."""
+    at_terminal = sys.stdin.isatty()
+    while True:
+        if at_terminal:
+            err.print("query> ", end="")
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            line = ""
+        if not line:
+            if at_terminal:
+                err.print()
+            return
+        if line.strip():
+            yield line.strip()
 
 
 def _search_file(
