@@ -87,6 +87,16 @@ def pick_precision(precision: str, device: str) -> Any:
     return torch.bfloat16
 
 
+def writer_dtype(dtype: str, device: str, precision: str = "auto") -> str:
+    """The dtype a model that only writes (a thinker) loads in: ``dtype`` unless it is ``auto``, which
+    follows ``precision`` as the encoders do: bfloat16 weights where it asks for bfloat16 (``auto``: where
+    ``device`` multiplies bfloat16 in hardware), else float32. Generation reads every weight once per
+    token, so halving their size speeds it up where bfloat16 is native."""
+    if dtype != "auto":
+        return dtype
+    return "float32" if pick_precision(precision, pick_device(device)) is None else "bfloat16"
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     """``auto`` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
     import torch

@@ -166,6 +166,7 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
         "revision": settings.pop("revision", None),
         "trust_remote_code": trust_remote_code,
     }
+    writing = {**common, "precision": precision}  # a thinker of its own: its dtype follows the precision
     cache_obj = open_cache(cache)
     composed = COMPOSED_MODELS.get(model)
     if composed is not None and adapter:
@@ -182,7 +183,7 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
             )
         loaded = load_model(model, adapter=adapter, **common)
         if isinstance(thinker, str):
-            thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
+            thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, writing)
         return _remember(
             names,
             embedder_from_loaded(
@@ -218,14 +219,14 @@ def load_embedder(cls: type[O1Embedder], spec: dict[str, Any]) -> O1Embedder:
     if thinker is False:
         thinker = None
     elif isinstance(thinker, str):  # a name the user typed: loaded now, so a mistake shows at once
-        thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, common)
+        thinker = _load_thinker(thinker, None, think_mode, repetition_penalty, settings, writing)
     elif thinker is None or thinker is True:
         # the model's own thinker: loaded when a query first thinks (think="auto" skips most)
         own_name, own_adapter = (composed.thinker, None) if composed is not None else (model, adapter)
         extra = dict(settings)
 
         def load_own() -> LMThinker:
-            return _load_thinker(own_name, own_adapter, think_mode, repetition_penalty, extra, common)
+            return _load_thinker(own_name, own_adapter, think_mode, repetition_penalty, extra, writing)
 
         thinker = LazyThinker(load_own, own_name)
     elif repetition_penalty is not None:

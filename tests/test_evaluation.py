@@ -173,6 +173,7 @@ def test_cli_eval_ir_end_to_end(tiny_corpus: Path, tiny_model_dir: Path, tmp_pat
     # the report says how the thoughts were sampled, the model's defaults filled in
     said = "2 thoughts of at most 4 tokens at temperature 0.7 (top-p 0.9, seed 0), query weight"
     assert data["notes"]["o1"].startswith(said) and "o1-nothink" not in data["notes"]
+    assert data["notes"]["o1"].endswith(", thinker weights float32")  # the joint model thinks as it encodes
     assert data["systems"] == ["bm25", "o1-nothink", "o1", "o1-native"] and data["num_queries"] == 1
     assert set(data["scores"]["o1"]) == {"ndcg@10", "recall@100", "mrr@10"}
     assert len(data["examples"]["o1"]["q1"]) == 2 and len(data["examples"]["o1-native"]["q1"]) == 2

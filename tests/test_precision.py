@@ -145,3 +145,18 @@ def test_a_model_without_bfloat16_kernels_falls_back_to_float32(
     enc.compute_dtype = torch.bfloat16
     with pytest.raises(RuntimeError, match="out of memory"):
         enc.forward(boom)
+
+
+def test_bench_thinker_precision_row(tiny_encoder_dir: Path, tiny_model_dir: Path) -> None:
+    from o1_rag.evaluation.bench import thinker_precision_row
+    from o1_rag.thinkers import LMThinker, ThinkParams
+
+    encoder = SentenceTransformerEncoder(str(tiny_encoder_dir), device="cpu")
+    params = ThinkParams(num_thoughts=2, max_new_tokens=3, seed=0, temperature=0.1, top_p=0.9)
+    fast = O1Embedder(encoder, LMThinker.from_pretrained(str(tiny_model_dir), precision="bfloat16"))
+    row = thinker_precision_row(fast, ["aspirin", "sleep"], params)
+    assert row.measure == "think 1 query x 2 thoughts: bfloat16 vs float32 weights"
+    assert row.value.endswith(" s") and row.baseline.endswith(" s") and row.ratio.endswith("x faster")
+    assert fast.thinker.model.dtype == torch.bfloat16  # the float32 run leaves the thinker as it was
+    slow = O1Embedder(encoder, LMThinker.from_pretrained(str(tiny_model_dir), precision="float32"))
+    assert thinker_precision_row(slow, ["aspirin"], params).ratio == "1.00"

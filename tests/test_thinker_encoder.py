@@ -482,3 +482,37 @@ def test_an_alias_loads_its_own_thinker_only_when_a_query_thinks(
         "tiny-composed", thinker=str(tiny_model_dir), device="cpu", cache=False
     )
     assert isinstance(named.thinker, LMThinker)  # a thinker the user names is loaded at once
+
+
+def test_a_thinker_loads_in_bfloat16_where_the_precision_asks_for_it(
+    tiny_model_dir: Path, tiny_encoder_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """``dtype="auto"`` follows the precision: bfloat16 weights where the hardware multiplies them natively
+    (generation reads every weight per token), float32 elsewhere; thoughts of either are cached apart."""
+    import torch
+
+    from o1_rag import causal_lm, models
+    from o1_rag.causal_lm import writer_dtype
+
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: True)
+    assert writer_dtype("auto", "cpu") == "bfloat16" and writer_dtype("auto", "cpu", "float32") == "float32"
+    assert writer_dtype("float16", "cpu", "float32") == "float16"  # an explicit dtype is kept
+    monkeypatch.setattr(causal_lm, "native_bf16", lambda device: False)
+    assert writer_dtype("auto", "cpu") == "float32" and writer_dtype("auto", "cpu", "bfloat16") == "bfloat16"
+
+    fp32 = LMThinker.from_pretrained(str(tiny_model_dir), device="cpu")
+    bf16 = LMThinker.from_pretrained(str(tiny_model_dir), device="cpu", precision="bfloat16")
+    assert fp32.model.dtype == torch.float32 and "dtype" not in fp32.identity  # older cache keys still hold
+    assert bf16.model.dtype == torch.bfloat16 and bf16.identity["dtype"] == "bfloat16"
+    assert fp32.cache_id != bf16.cache_id
+    [[thought]] = bf16.think(["aspirin"], ThinkParams(num_thoughts=1, max_new_tokens=3, seed=0))
+    assert isinstance(thought, str)
+
+    monkeypatch.setitem(
+        models.COMPOSED_MODELS,
+        "tiny-composed",
+        models.ComposedModel(str(tiny_model_dir), str(tiny_encoder_dir), folder=str(tmp_path)),
+    )
+    for precision, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        embedder = O1Embedder.from_pretrained("tiny-composed", device="cpu", cache=False, precision=precision)
+        assert embedder.thinker.load().model.dtype == dtype  # an alias's own thinker follows the precision

@@ -114,6 +114,34 @@ def precision_row(emb: O1Embedder, texts: list[str]) -> Row:
     )
 
 
+def thinker_precision_row(emb: O1Embedder, queries: list[str], params: ThinkParams) -> Row:
+    """Thinking one query at a time with the thinker's weights as loaded against the same weights cast to
+    float32, on the same queries (the latency a single search pays for its thoughts)."""
+    model = getattr(emb.thinker, "model", None)
+    dtype = getattr(model, "dtype", torch.float32)
+    if model is None or dtype == torch.float32:
+        return Row("think one query: the thinker's weights are float32 here", "float32", "float32", "1.00")
+
+    def one_by_one() -> None:
+        for q in queries:
+            emb.think([q], params=params, use_cache=False)
+
+    fast = timed(one_by_one)
+    model.to(torch.float32)
+    try:
+        emb.think(queries[:1], params=params, use_cache=False)  # warm-up of the float32 kernels
+        slow = timed(one_by_one)
+    finally:
+        model.to(dtype)
+    return Row(
+        f"think 1 query x {params.num_thoughts} thoughts: {str(dtype).removeprefix('torch.')} vs float32 "
+        "weights",
+        f"{fast / len(queries):.2f} s",
+        f"{slow / len(queries):.2f} s",
+        f"{slow / fast:.2f}x faster",
+    )
+
+
 @dataclass(frozen=True)
 class BenchInput:
     """What the core and compare suites measure on: documents, queries, a scratch folder, the length of a
@@ -150,6 +178,7 @@ def bench_core(emb: O1Embedder, given: BenchInput) -> list[Row]:
 
     params = emb.resolve(ThinkParams(num_thoughts=3, max_new_tokens=max_new_tokens, seed=0))
     batched = timed(lambda: emb.think(queries[:32], params=params, batch_size=32, use_cache=False))
+    rows.append(thinker_precision_row(emb, queries[:probes], params))
 
     thinker = emb.thinker
     thinker_device = next(thinker.model.parameters()).device

@@ -123,9 +123,12 @@ class O1System:
     def _sampling(self, embedder: Any) -> str:
         params = embedder.resolve(self.context.settings.think_params())
         weight = embedder.query_weight if self.query_weight is None else self.query_weight
+        dtype = getattr(getattr(embedder.thinker, "model", None), "dtype", None)  # a local LM thinker's
+        weights = f", thinker weights {str(dtype).removeprefix('torch.')}" if dtype is not None else ""
         return (
             f"{params.num_thoughts} thoughts of at most {params.max_new_tokens} tokens at temperature "
             f"{params.temperature:g} (top-p {params.top_p:g}, seed {params.seed}), query weight {weight:g}"
+            f"{weights}"
         )
 
     def _auto(

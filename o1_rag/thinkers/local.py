@@ -73,13 +73,16 @@ class LMThinker(Thinker):
         mode: str | None = None,
         device: str = "auto",
         dtype: str = "auto",
+        precision: str = "auto",
         revision: str | None = None,
         trust_remote_code: bool = False,
         **settings: Any,
     ) -> LMThinker:
         """Load a writer by name. A chat-mode model is loaded as it is (no O1 markers, no resized
-        vocabulary); ``native`` (the default for an O1-trained adapter) adds the markers."""
-        from o1_rag.causal_lm import load_model, read_o1_config
+        vocabulary); ``native`` (the default for an O1-trained adapter) adds the markers. ``dtype="auto"``
+        loads bfloat16 weights where ``precision`` asks for bfloat16 (``auto``: where the device computes
+        it natively), else float32 (see ``causal_lm.writer_dtype``)."""
+        from o1_rag.causal_lm import load_model, read_o1_config, writer_dtype
         from o1_rag.models import split_trained
 
         mode = mode or read_o1_config(split_trained(model, adapter)[1]).think_mode or "chat"
@@ -88,7 +91,7 @@ class LMThinker(Thinker):
             adapter=adapter,
             revision=revision,
             device=device,
-            dtype=dtype,
+            dtype=writer_dtype(dtype, device, precision),
             trust_remote_code=trust_remote_code,
             o1_tokens=mode == "native",
         )
@@ -99,6 +102,9 @@ class LMThinker(Thinker):
     @property
     def identity(self) -> dict[str, Any]:
         out = {**self._weights, "kind": "lm", "mode": self.mode, "max_query_tokens": self.max_query_tokens}
+        dtype = str(getattr(self.model, "dtype", "torch.float32")).removeprefix("torch.")
+        if dtype != "float32":  # rounded weights write other thoughts (float32 keeps the older cache keys)
+            out["dtype"] = dtype
         if self.mode == "chat":
             out["instruction"] = INSTRUCTION_DIGEST
         return out
