@@ -110,10 +110,7 @@ def search(
     ] = None,
     show_thoughts: Annotated[bool, typer.Option("--show-thoughts", help="Print the thoughts used.")] = False,
     as_json: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="Print one JSON object (one line; with -i, one per query) instead of a table."
-        ),
+        bool, typer.Option("--json", help="Print a JSON object (a line per query) instead of a table.")
     ] = False,
     sampling: SamplingOptions = SamplingOptions(),
     query_weight: Annotated[
