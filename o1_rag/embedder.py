@@ -133,8 +133,9 @@ class O1Embedder:
         Face id, plus an optional peft ``adapter``) used as the joint O1 model. ``thinker`` (a ``Thinker`` or
         a causal-LM name; False: load no thinker, for indexing) and ``encoder`` (an ``Encoder`` or a
         sentence-transformers name) replace the respective part. ``precision`` is how the encoder
-        computes (``auto``: bfloat16 where the hardware does it natively; see ``Encoder``); ``dtype`` is
-        the dtype of a causal LM's weights. ``cache``: True for the default thought cache, a path or
+        computes (``auto``: bfloat16 where the hardware does it natively; see ``Encoder``) and, unless
+        ``dtype`` is given, the dtype of a separate thinker's weights; ``dtype`` is the dtype of a causal
+        LM's weights. ``cache``: True for the default thought cache, a path or
         ``ThoughtCache`` for another, False/None for none. Remaining keyword arguments (truncation lengths,
         batch sizes, ``long_documents``: see ``o1_rag.encoders.windows``) go to the joint model or the parts.
 

@@ -85,8 +85,8 @@ PrecisionOpt = Annotated[
     Literal[PRECISIONS],  # the choices are the library's
     typer.Option(
         "--precision",
-        help="How the encoder computes: auto (bfloat16 where the CPU or GPU does it natively), float32, "
-        "bfloat16.",
+        help="How the encoder computes, and a separate thinker's weights: auto (bfloat16 where the CPU or "
+        "GPU does it natively), float32, bfloat16.",
     ),
 ]
 
